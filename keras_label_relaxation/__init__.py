@@ -1,0 +1,52 @@
+"""keras-label-relaxation: label relaxation (Lienen & Huellermeier, AAAI 2021) for Keras 3.
+
+>>> import keras_label_relaxation as klr
+>>> loss = klr.LabelRelaxation(alpha=0.1)
+"""
+
+from keras_label_relaxation.losses import (
+    LOSS_ALIASES,
+    LOSS_PARAMETERS,
+    BinaryLabelRelaxation,
+    ConfidencePenalty,
+    LabelRelaxation,
+    SparseCategoricalFocalCrossentropy,
+    SparseConfidencePenalty,
+    SparseLabelRelaxation,
+    SparseLabelSmoothing,
+    binary_label_relaxation,
+    canonical_loss_name,
+    confidence_penalty,
+    get_loss,
+    label_relaxation,
+    sparse_categorical_focal_crossentropy,
+    sparse_confidence_penalty,
+    sparse_label_relaxation,
+    sparse_label_smoothing,
+)
+from keras_label_relaxation.metrics import expected_calibration_error
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LOSS_ALIASES",
+    "LOSS_PARAMETERS",
+    "BinaryLabelRelaxation",
+    "ConfidencePenalty",
+    "LabelRelaxation",
+    "SparseCategoricalFocalCrossentropy",
+    "SparseConfidencePenalty",
+    "SparseLabelRelaxation",
+    "SparseLabelSmoothing",
+    "__version__",
+    "binary_label_relaxation",
+    "canonical_loss_name",
+    "confidence_penalty",
+    "expected_calibration_error",
+    "get_loss",
+    "label_relaxation",
+    "sparse_categorical_focal_crossentropy",
+    "sparse_confidence_penalty",
+    "sparse_label_relaxation",
+    "sparse_label_smoothing",
+]

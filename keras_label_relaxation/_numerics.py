@@ -1,0 +1,260 @@
+"""Numerics shared by every loss: compute dtype, epsilons, stable log-probabilities.
+
+Everything that turns predictions into log-probabilities lives here, so the
+losses agree with each other (and with Keras' own cross-entropy) to the last
+bit:
+
+* ``compute_dtype``: float64 stays float64, every other float (float16,
+  bfloat16, float32) is computed in float32.
+* ``log_probabilities``: one pass of ``log_softmax`` for logits; for
+  probabilities the rows are renormalised and clipped to
+  ``[epsilon, 1 - epsilon]`` with ``keras.backend.epsilon()`` (the only place a
+  probability is clipped).
+* ``cross_entropy``: Keras' own fused, stable cross-entropy op, per sample.
+  Label relaxation with a one-hot or integer target is a scalar function of it,
+  so that op supplies ``log p(y)`` and its gradient.
+* ``log1mexp``: ``log(1 - exp(x))`` for ``x < 0`` without cancellation.
+* ``relax_log_probability``: the closed form of the label relaxation loss as
+  a function of ``log p(y)``.
+"""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+#: Allowed deviation of a target row's sum from 1 before it is rejected.
+DISTRIBUTION_TOLERANCE = 1e-3
+
+
+def compute_dtype(dtype):
+    """Return the dtype the losses compute in for inputs of ``dtype``."""
+    return "float64" if keras.backend.standardize_dtype(dtype) == "float64" else "float32"
+
+
+def cast_prediction(y_pred):
+    """Convert ``y_pred`` to a tensor in its compute dtype (float32 or float64)."""
+    y_pred = ops.convert_to_tensor(y_pred)
+    return ops.cast(y_pred, compute_dtype(y_pred.dtype))
+
+
+def log_probabilities(y_pred, from_logits, axis=-1):
+    """Log-probabilities of the last axis of ``y_pred``.
+
+    From logits this is ``log_softmax``. From probabilities the rows are
+    renormalised and clipped to ``[eps, 1 - eps]`` (``eps =
+    keras.backend.epsilon()``) before the log, as Keras' cross-entropy does.
+    """
+    if from_logits:
+        return ops.log_softmax(y_pred, axis=axis)
+    y_pred = y_pred / ops.sum(y_pred, axis=axis, keepdims=True)
+    eps = keras.backend.epsilon()
+    return ops.log(ops.clip(y_pred, eps, 1.0 - eps))
+
+
+def cross_entropy(y_true, y_pred, from_logits, sparse):
+    """Per-sample cross-entropy ``-sum_k y_k log p_k`` from Keras' fused op.
+
+    For an integer or one-hot target this is ``-log p(y)``.
+    """
+    if sparse:
+        return ops.sparse_categorical_crossentropy(y_true, y_pred, from_logits=from_logits)
+    return ops.categorical_crossentropy(y_true, y_pred, from_logits=from_logits)
+
+
+def gather_class(values, labels):
+    """``values[..., labels]`` along the last axis without a one-hot tensor."""
+    labels = ops.expand_dims(ops.cast(labels, "int32"), axis=-1)
+    return ops.squeeze(ops.take_along_axis(values, labels, axis=-1), axis=-1)
+
+
+def log1mexp(x):
+    """``log(1 - exp(x))`` for ``x < 0``, accurate everywhere (Maechler, 2012).
+
+    Uses ``log(-expm1(x))`` for ``x > -log 2`` and ``log1p(-exp(x))`` below.
+    Both branches are finite for every ``x < 0``, so gradients stay finite.
+    """
+    return ops.where(x > -math.log(2.0), ops.log(-ops.expm1(x)), ops.log1p(-ops.exp(x)))
+
+
+def relax_log_probability(log_p, alpha):
+    """Label relaxation loss as a function of the true class' log-probability.
+
+    ``L = 0`` if ``p >= 1 - alpha``, else
+    ``(1 - alpha) log((1 - alpha) / p) + alpha log(alpha / (1 - p))``:
+    the Bernoulli KL divergence from ``1 - alpha`` to ``p``. The loss is
+    evaluated at ``max(log p, log(1 - alpha))`` so that its unused branch is
+    finite; loss *and* gradient are exactly zero inside the set and ``NaN``
+    propagates (``NaN >= t`` is false). The loss is C1 across the boundary
+    (its derivative vanishes there), so the clamp of rounding noise at 0 just
+    outside the set changes neither value nor gradient beyond rounding.
+
+    Args:
+        log_p: ``log p(y)``, any shape, float32 or float64.
+        alpha: float or tensor broadcastable to ``log_p``.
+    """
+    alpha = ops.cast(alpha, log_p.dtype)
+    log_keep = ops.log1p(-alpha)
+    inside = ops.greater_equal(log_p, log_keep)
+    safe = ops.where(inside, log_keep, log_p)
+    divergence = (1.0 - alpha) * (log_keep - safe) + alpha * (ops.log(alpha) - log1mexp(safe))
+    # Near the boundary the two terms cancel to O((log p - log(1 - alpha))^2): clamp
+    # rounding noise at 0 (the KL divergence is >= 0; maximum keeps NaN).
+    divergence = ops.maximum(divergence, 0.0)
+    return ops.where(inside, ops.zeros_like(divergence), divergence)
+
+
+# ---------------------------------------------------------------------------
+# Argument and data checks.
+# ---------------------------------------------------------------------------
+
+
+def check_probability_parameter(value, name):
+    """Check a Python number in the open interval (0, 1); return it as float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise ValueError(
+            f"Invalid value for argument `{name}`. Expected a float in (0, 1). "
+            f"Received: {name}={value!r}"
+        )
+    if not 0.0 < float(value) < 1.0:
+        raise ValueError(
+            f"Invalid value for argument `{name}`. Expected a float in (0, 1). "
+            f"Received: {name}={value}"
+        )
+    return float(value)
+
+
+def check_non_negative_parameter(value, name):
+    """Check a finite Python number >= 0; return it as float."""
+    valid = not isinstance(value, bool) and isinstance(
+        value, (int, float, np.floating, np.integer)
+    )
+    if not valid or not math.isfinite(float(value)) or float(value) < 0.0:
+        raise ValueError(
+            f"Invalid value for argument `{name}`. Expected a finite float >= 0. "
+            f"Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+def is_concrete(*tensors):
+    """Whether the values of ``tensors`` can be read now (eager, not tracing).
+
+    Data-dependent checks run only then; inside a compiled training step
+    (``tf.function``, ``jax.jit``, ``torch.compile``) they are skipped.
+    """
+    if any(isinstance(t, keras.KerasTensor) for t in tensors):
+        return False
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.executing_eagerly()
+    if backend == "jax":
+        import jax
+
+        return not any(isinstance(t, jax.core.Tracer) for t in tensors)
+    if backend == "torch":
+        import torch
+
+        return not torch.compiler.is_compiling()
+    return True
+
+
+def prepare_alpha(alpha, dtype, name="alpha"):
+    """Validate ``alpha`` (a float or a per-sample tensor) and cast it to ``dtype``.
+
+    A Python number is checked always; a tensor is checked entry by entry when
+    its values are concrete (eager mode).
+    """
+    if isinstance(alpha, (bool, int, float, np.floating, np.integer)):
+        # Straight to ``dtype``: ops.cast would round a Python float to float32 first.
+        return ops.convert_to_tensor(check_probability_parameter(alpha, name), dtype=dtype)
+    alpha = ops.convert_to_tensor(alpha)
+    if is_concrete(alpha):
+        values = ops.convert_to_numpy(alpha)
+        bad = ~((values > 0.0) & (values < 1.0))
+        if bad.any():
+            raise ValueError(
+                f"Invalid value for argument `{name}`. Expected every entry in (0, 1). "
+                f"Received: {name} with entries {values[bad][:5].tolist()}"
+            )
+    return ops.cast(alpha, dtype)
+
+
+def squeeze_sparse_labels(y_true, y_pred):
+    """Drop a trailing axis of size 1 from integer labels of rank ``y_pred.ndim``."""
+    y_true = ops.convert_to_tensor(y_true)
+    if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] == 1:
+        y_true = ops.squeeze(y_true, axis=-1)
+    return y_true
+
+
+def _compatible(shape_a, shape_b):
+    return len(shape_a) == len(shape_b) and all(
+        a is None or b is None or a == b for a, b in zip(shape_a, shape_b)
+    )
+
+
+def check_dense_shapes(y_true, y_pred):
+    """``y_true`` and ``y_pred`` must have the same (static) shape."""
+    if len(y_pred.shape) < 1 or not _compatible(tuple(y_true.shape), tuple(y_pred.shape)):
+        raise ValueError(
+            "Arguments `y_true` and `y_pred` must have the same shape. "
+            f"Received: y_true.shape={tuple(y_true.shape)}, y_pred.shape={tuple(y_pred.shape)}"
+        )
+
+
+def check_sparse_shapes(y_true, y_pred):
+    """``y_true`` must have the shape of ``y_pred`` without its last (class) axis."""
+    if len(y_pred.shape) < 1 or not _compatible(tuple(y_true.shape), tuple(y_pred.shape[:-1])):
+        raise ValueError(
+            "Argument `y_true` must have the shape of `y_pred` without its last (class) "
+            f"axis. Received: y_true.shape={tuple(y_true.shape)}, "
+            f"y_pred.shape={tuple(y_pred.shape)}"
+        )
+
+
+def check_class_ids(y_true, num_classes):
+    """In eager mode, every label must be an integer in ``[0, num_classes)``."""
+    if not is_concrete(y_true) or num_classes is None:
+        return
+    labels = ops.convert_to_numpy(y_true)
+    bad = ~((labels >= 0) & (labels < num_classes) & (labels == np.round(labels)))
+    if bad.any():
+        raise ValueError(
+            f"Invalid value in `y_true`: class ids must be integers in [0, {num_classes}). "
+            f"Received: {labels[bad][:5].tolist()}"
+        )
+
+
+def check_distributions(y_true):
+    """In eager mode, every row of ``y_true`` must be a probability distribution."""
+    if not is_concrete(y_true):
+        return
+    rows = ops.convert_to_numpy(y_true).astype(np.float64)
+    negative = (rows < 0).any(axis=-1)
+    sums = rows.sum(axis=-1)
+    off = np.abs(sums - 1.0) > DISTRIBUTION_TOLERANCE
+    bad = negative | off | ~np.isfinite(sums)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            "Invalid value in `y_true`: every row must be a probability distribution "
+            f"(entries >= 0, summing to 1 within {DISTRIBUTION_TOLERANCE}). "
+            f"Received: row {index} = {np.round(rows[index], 6).tolist()}"
+        )
+
+
+def check_binary_targets(y_true):
+    """In eager mode, every entry of ``y_true`` must be 0 or 1."""
+    if not is_concrete(y_true):
+        return
+    values = ops.convert_to_numpy(y_true)
+    bad = ~((values == 0) | (values == 1))
+    if bad.any():
+        raise ValueError(
+            "Invalid value in `y_true`: binary targets must be 0 or 1. "
+            f"Received: {values[bad][:5].tolist()}"
+        )

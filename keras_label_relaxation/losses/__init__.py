@@ -1,0 +1,46 @@
+"""Label relaxation losses and the paper's baselines, as Keras losses."""
+
+from keras_label_relaxation.losses.baselines import (
+    ConfidencePenalty,
+    SparseCategoricalFocalCrossentropy,
+    SparseConfidencePenalty,
+    SparseLabelSmoothing,
+    confidence_penalty,
+    sparse_categorical_focal_crossentropy,
+    sparse_confidence_penalty,
+    sparse_label_smoothing,
+)
+from keras_label_relaxation.losses.binary import BinaryLabelRelaxation, binary_label_relaxation
+from keras_label_relaxation.losses.label_relaxation import (
+    LabelRelaxation,
+    SparseLabelRelaxation,
+    label_relaxation,
+    sparse_label_relaxation,
+)
+from keras_label_relaxation.losses.registry import (
+    LOSS_ALIASES,
+    LOSS_PARAMETERS,
+    canonical_loss_name,
+    get_loss,
+)
+
+__all__ = [
+    "LOSS_ALIASES",
+    "LOSS_PARAMETERS",
+    "BinaryLabelRelaxation",
+    "ConfidencePenalty",
+    "LabelRelaxation",
+    "SparseCategoricalFocalCrossentropy",
+    "SparseConfidencePenalty",
+    "SparseLabelRelaxation",
+    "SparseLabelSmoothing",
+    "binary_label_relaxation",
+    "canonical_loss_name",
+    "confidence_penalty",
+    "get_loss",
+    "label_relaxation",
+    "sparse_categorical_focal_crossentropy",
+    "sparse_confidence_penalty",
+    "sparse_label_relaxation",
+    "sparse_label_smoothing",
+]

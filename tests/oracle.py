@@ -1,0 +1,73 @@
+"""Independent float64 NumPy references: explicit loops, no shared code with the package."""
+
+import numpy as np
+
+
+def softmax(logits):
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def kl(p, p_hat):
+    """KL(p || p_hat) with the convention 0 log 0 = 0."""
+    mask = p > 0
+    return float(np.sum(p[mask] * np.log(p[mask] / p_hat[mask])))
+
+
+def project_one_hot(p_hat, y, alpha):
+    """The paper's equation (6): the KL projection onto {p : p(y) >= 1 - alpha}."""
+    if p_hat[y] >= 1.0 - alpha:
+        return p_hat.copy()
+    p = alpha * p_hat / (1.0 - p_hat[y])
+    p[y] = 1.0 - alpha
+    return p
+
+
+def label_relaxation(labels, p_hat, alpha):
+    """Per-sample KL(p_r || p_hat) with p_r from the explicit projection."""
+    p_hat = np.asarray(p_hat, dtype=np.float64).reshape(-1, np.shape(p_hat)[-1])
+    labels = np.asarray(labels).reshape(-1)
+    alphas = np.broadcast_to(np.asarray(alpha, dtype=np.float64), labels.shape)
+    out = [kl(project_one_hot(p, y, a), p) for p, y, a in zip(p_hat, labels, alphas)]
+    return np.array(out)
+
+
+def cross_entropy(labels, p_hat):
+    p_hat = np.asarray(p_hat, dtype=np.float64).reshape(-1, np.shape(p_hat)[-1])
+    return -np.log(p_hat[np.arange(len(p_hat)), np.asarray(labels).reshape(-1)])
+
+
+def project_soft_numerically(q, p_hat, alpha):
+    """Solve min_p KL(p || p_hat) s.t. p_k >= (1 - alpha) q_k, sum p = 1 with SLSQP."""
+    from scipy.optimize import minimize
+
+    q = np.asarray(q, dtype=np.float64)
+    p_hat = np.asarray(p_hat, dtype=np.float64)
+    lower = (1.0 - alpha) * q
+    start = 0.5 * (p_hat + q)
+    result = minimize(
+        lambda p: float(np.sum(p * np.log(p / p_hat))),
+        start,
+        jac=lambda p: np.log(p / p_hat) + 1.0,
+        method="SLSQP",
+        bounds=[(max(lo, 1e-12), 1.0) for lo in lower],
+        constraints=[{"type": "eq", "fun": lambda p: p.sum() - 1.0, "jac": lambda p: np.ones_like(p)}],
+        options={"ftol": 1e-15, "maxiter": 1000},
+    )
+    assert result.success, result.message
+    return result.x
+
+
+def bernoulli_relaxation(targets, p, alpha):
+    """Binary label relaxation per output: KL from the set's boundary, 0 inside."""
+    t = np.asarray(targets, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    out = np.zeros_like(p)
+    for idx in np.ndindex(p.shape):
+        pp = p[idx] if t[idx] == 1 else 1.0 - p[idx]
+        if pp < 1.0 - alpha:
+            boundary = np.array([1.0 - alpha, alpha])
+            out[idx] = kl(boundary, np.array([pp, 1.0 - pp]))
+    return out.mean(axis=-1)
