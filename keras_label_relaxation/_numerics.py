@@ -127,9 +127,7 @@ def check_probability_parameter(value, name):
 
 def check_non_negative_parameter(value, name):
     """Check a finite Python number >= 0; return it as float."""
-    valid = not isinstance(value, bool) and isinstance(
-        value, (int, float, np.floating, np.integer)
-    )
+    valid = not isinstance(value, bool) and isinstance(value, (int, float, np.floating, np.integer))
     if not valid or not math.isfinite(float(value)) or float(value) < 0.0:
         raise ValueError(
             f"Invalid value for argument `{name}`. Expected a finite float >= 0. "

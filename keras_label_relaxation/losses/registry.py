@@ -4,10 +4,10 @@ import keras
 
 from keras_label_relaxation import _numerics
 from keras_label_relaxation.losses.baselines import (
+    ConfidencePenalty,
     SparseCategoricalFocalCrossentropy,
     SparseConfidencePenalty,
     SparseLabelSmoothing,
-    ConfidencePenalty,
 )
 from keras_label_relaxation.losses.label_relaxation import LabelRelaxation, SparseLabelRelaxation
 
@@ -29,7 +29,12 @@ LOSS_ALIASES = {
     "lr": "label_relaxation",
 }
 
-_DEFAULTS = {"label_smoothing": 0.1, "confidence_penalty": 1.0, "focal": 2.0, "label_relaxation": 0.1}
+_DEFAULTS = {
+    "label_smoothing": 0.1,
+    "confidence_penalty": 1.0,
+    "focal": 2.0,
+    "label_relaxation": 0.1,
+}
 
 
 def canonical_loss_name(name):
@@ -45,13 +50,18 @@ def canonical_loss_name(name):
 def get_loss(name, param=None, sparse=False, from_logits=False):
     """Build one of the paper's losses by name.
 
-    | name | parameter | one-hot targets | integer targets (``sparse=True``) |
-    | --- | --- | --- | --- |
-    | ``cross_entropy`` (``ce``) | none | ``keras.losses.CategoricalCrossentropy`` | ``keras.losses.SparseCategoricalCrossentropy`` |
-    | ``label_smoothing`` (``ls``) | alpha in (0, 1) | ``CategoricalCrossentropy(label_smoothing=alpha)`` | ``SparseLabelSmoothing`` |
-    | ``confidence_penalty`` (``cp``) | beta >= 0 | ``ConfidencePenalty`` | ``SparseConfidencePenalty`` |
-    | ``focal`` (``fl``) | gamma >= 0 | ``CategoricalFocalCrossentropy(alpha=1, gamma=gamma)`` | ``SparseCategoricalFocalCrossentropy(alpha=1, ...)`` |
-    | ``label_relaxation`` (``lr``) | alpha in (0, 1) | ``LabelRelaxation`` | ``SparseLabelRelaxation`` |
+    - ``cross_entropy`` (``ce``), no parameter: ``keras.losses.CategoricalCrossentropy``;
+      sparse: ``keras.losses.SparseCategoricalCrossentropy``.
+    - ``label_smoothing`` (``ls``), alpha in (0, 1):
+      ``keras.losses.CategoricalCrossentropy(label_smoothing=alpha)``; sparse:
+      ``SparseLabelSmoothing``.
+    - ``confidence_penalty`` (``cp``), beta >= 0: ``ConfidencePenalty``; sparse:
+      ``SparseConfidencePenalty``.
+    - ``focal`` (``fl``), gamma >= 0:
+      ``keras.losses.CategoricalFocalCrossentropy(alpha=1.0, gamma=gamma)``; sparse:
+      ``SparseCategoricalFocalCrossentropy(alpha=1.0, gamma=gamma)``.
+    - ``label_relaxation`` (``lr``), alpha in (0, 1): ``LabelRelaxation``; sparse:
+      ``SparseLabelRelaxation``.
 
     Args:
         name: A loss name or alias from the table.

@@ -33,7 +33,7 @@ def expected_calibration_error(y_true, probs, num_bins=15):
 
     Example:
     >>> expected_calibration_error([0, 1], [[0.9, 0.1], [0.8, 0.2]], num_bins=10)
-    0.35
+    0.45
     """
     num_bins = _check_num_bins(num_bins)
     probs = np.asarray(probs, dtype=np.float64)
@@ -56,7 +56,6 @@ def expected_calibration_error(y_true, probs, num_bins=15):
     confidence = probs.max(axis=-1)
     correct = (probs.argmax(axis=-1) == labels).astype(np.float64)
     bins = np.minimum(np.floor(confidence * num_bins).astype(np.int64), num_bins - 1)
-    count = np.bincount(bins, minlength=num_bins)
     conf_sum = np.bincount(bins, weights=confidence, minlength=num_bins)
     correct_sum = np.bincount(bins, weights=correct, minlength=num_bins)
     return float(np.abs(correct_sum - conf_sum).sum() / probs.shape[0])

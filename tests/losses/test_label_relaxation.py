@@ -35,7 +35,9 @@ def test_matches_explicit_projection(rng, k, alpha, from_logits):
     np.testing.assert_allclose(sparse, expected, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(dense, expected, rtol=1e-10, atol=1e-12)
     # float32 inputs compute in float32.
-    sparse32 = to_numpy(klr.sparse_label_relaxation(labels, y_pred.astype("float32"), alpha, from_logits))
+    sparse32 = to_numpy(
+        klr.sparse_label_relaxation(labels, y_pred.astype("float32"), alpha, from_logits)
+    )
     assert sparse32.dtype == np.float32
     np.testing.assert_allclose(sparse32, expected, rtol=1e-4, atol=1e-5)
 
@@ -103,7 +105,9 @@ def test_just_inside_is_zero_and_just_outside_is_positive():
     outside = np.array([[0.75 - 1e-4, 0.25 + 1e-4]])
     assert float(klr.sparse_label_relaxation([0], inside, alpha)[0]) == 0.0
     expected = oracle.label_relaxation([0], outside, alpha)
-    np.testing.assert_allclose(to_numpy(klr.sparse_label_relaxation([0], outside, alpha)), expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        to_numpy(klr.sparse_label_relaxation([0], outside, alpha)), expected, rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -113,7 +117,9 @@ def test_never_negative_near_the_boundary(dtype):
     probs = np.stack([p_y, 1.0 - p_y], axis=-1).astype(dtype)
     values = to_numpy(klr.sparse_label_relaxation(np.zeros(2001, "int64"), probs, 0.1))
     assert values.min() >= 0.0
-    np.testing.assert_allclose(values, oracle.label_relaxation(np.zeros(2001, "int64"), probs, 0.1), atol=1e-6)
+    np.testing.assert_allclose(
+        values, oracle.label_relaxation(np.zeros(2001, "int64"), probs, 0.1), atol=1e-6
+    )
 
 
 def test_small_alpha_tends_to_cross_entropy(rng):
@@ -180,7 +186,10 @@ def test_per_sample_alpha_equals_loop_over_alphas(rng):
         (klr.label_relaxation, np.eye(10)[labels]),
     ):
         batched = to_numpy(fn(target, logits, keras.ops.convert_to_tensor(alphas), True))
-        looped = [to_numpy(fn(target[i : i + 1], logits[i : i + 1], a, True))[0] for i, a in enumerate(alphas)]
+        looped = [
+            to_numpy(fn(target[i : i + 1], logits[i : i + 1], a, True))[0]
+            for i, a in enumerate(alphas)
+        ]
         np.testing.assert_allclose(batched, looped, rtol=1e-12)
 
 
@@ -189,7 +198,9 @@ def test_per_sample_alpha_broadcasts_over_time_axis(rng):
     labels = rng.integers(0, 5, (4, 3))
     alphas = np.array([[0.05], [0.1], [0.2], [0.3]])
     value = to_numpy(klr.sparse_label_relaxation(labels, logits, alphas, True))
-    expected = oracle.label_relaxation(labels, oracle.softmax(logits), np.repeat(alphas, 3, axis=1).reshape(-1))
+    expected = oracle.label_relaxation(
+        labels, oracle.softmax(logits), np.repeat(alphas, 3, axis=1).reshape(-1)
+    )
     np.testing.assert_allclose(value.reshape(-1), expected, rtol=1e-10)
 
 
@@ -296,7 +307,9 @@ def test_float64_dtype_argument(rng):
 
 
 @pytest.mark.parametrize("alpha", [0.0, 1.0, -0.1, 1.5, float("nan"), "0.1", True, None])
-@pytest.mark.parametrize("cls", ["LabelRelaxation", "SparseLabelRelaxation", "BinaryLabelRelaxation"])
+@pytest.mark.parametrize(
+    "cls", ["LabelRelaxation", "SparseLabelRelaxation", "BinaryLabelRelaxation"]
+)
 def test_alpha_out_of_range_raises_naming_alpha(cls, alpha):
     with pytest.raises(ValueError, match=r"argument `alpha`.*Received: alpha="):
         getattr(klr, cls)(alpha=alpha)
@@ -307,9 +320,13 @@ def test_functional_alpha_checks():
     with pytest.raises(ValueError, match="`alpha`"):
         klr.sparse_label_relaxation([0, 1, 2], logits, alpha=1.2, from_logits=True)
     with pytest.raises(ValueError, match=r"`alpha`.*\[-0\.1\]"):
-        klr.sparse_label_relaxation([0, 1, 2], logits, alpha=np.array([0.1, -0.1, 0.2]), from_logits=True)
+        klr.sparse_label_relaxation(
+            [0, 1, 2], logits, alpha=np.array([0.1, -0.1, 0.2]), from_logits=True
+        )
     with pytest.raises(ValueError, match=r"`alpha`.*\[1\.0\]"):
-        klr.label_relaxation(np.eye(4)[:3], logits, alpha=np.array([0.1, 1.0, 0.2]), from_logits=True)
+        klr.label_relaxation(
+            np.eye(4)[:3], logits, alpha=np.array([0.1, 1.0, 0.2]), from_logits=True
+        )
 
 
 def test_shape_mismatch_names_both_shapes():
@@ -320,7 +337,9 @@ def test_shape_mismatch_names_both_shapes():
 
 
 @pytest.mark.parametrize(
-    "row", [[0.5, 0.6, 0.0], [1.2, -0.2, 0.0], [0.5, 0.4, 0.0]], ids=["sum_above", "negative", "sum_below"]
+    "row",
+    [[0.5, 0.6, 0.0], [1.2, -0.2, 0.0], [0.5, 0.4, 0.0]],
+    ids=["sum_above", "negative", "sum_below"],
 )
 def test_target_row_not_a_distribution_raises(row):
     with pytest.raises(ValueError, match="probability distribution"):
