@@ -1,7 +1,11 @@
 """The ``klr`` command line (also ``python -m keras_label_relaxation``)."""
 
 import argparse
+import os
 import sys
+
+# Keep TensorFlow's start-up chatter off the terminal unless the user asks for it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _demo(args):
