@@ -4,6 +4,7 @@
 >>> loss = klr.LabelRelaxation(alpha=0.1)
 """
 
+from keras_label_relaxation.calibration import PAPER_TEMPERATURE_GRID, TemperatureScaling, calibrate
 from keras_label_relaxation.losses import (
     LOSS_ALIASES,
     LOSS_PARAMETERS,
@@ -24,14 +25,28 @@ from keras_label_relaxation.losses import (
     sparse_label_relaxation,
     sparse_label_smoothing,
 )
-from keras_label_relaxation.metrics import expected_calibration_error
+from keras_label_relaxation.metrics import (
+    BrierScore,
+    ClasswiseExpectedCalibrationError,
+    ExpectedCalibrationError,
+    MaximumCalibrationError,
+    brier_score,
+    expected_calibration_error,
+    reliability_diagram,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "LOSS_ALIASES",
     "LOSS_PARAMETERS",
+    "PAPER_TEMPERATURE_GRID",
     "BinaryLabelRelaxation",
+    "BrierScore",
+    "ClasswiseExpectedCalibrationError",
+    "ExpectedCalibrationError",
+    "MaximumCalibrationError",
+    "TemperatureScaling",
     "ConfidencePenalty",
     "LabelRelaxation",
     "SparseCategoricalFocalCrossentropy",
@@ -40,11 +55,14 @@ __all__ = [
     "SparseLabelSmoothing",
     "__version__",
     "binary_label_relaxation",
+    "brier_score",
+    "calibrate",
     "canonical_loss_name",
     "confidence_penalty",
     "expected_calibration_error",
     "get_loss",
     "label_relaxation",
+    "reliability_diagram",
     "sparse_categorical_focal_crossentropy",
     "sparse_confidence_penalty",
     "sparse_label_relaxation",

@@ -62,7 +62,7 @@ def test_bad_probabilities_and_shapes():
         expected_calibration_error([0], [[0.7, 0.7]])
     with pytest.raises(ValueError, match="probabilities"):
         expected_calibration_error([0], [[1.2, -0.2]])
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match="N >= 1"):
         expected_calibration_error(np.zeros(0, int), np.zeros((0, 2)))
     with pytest.raises(ValueError, match="y_true.shape"):
         expected_calibration_error([0, 1], [[1.0, 0.0]])

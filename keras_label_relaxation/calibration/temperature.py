@@ -1,0 +1,291 @@
+"""Temperature scaling (Guo et al., 2017), the paper's post-hoc calibration baseline."""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_label_relaxation import _numerics
+from keras_label_relaxation.metrics.calibration_error import (
+    _check_num_bins,
+    _ece_from_bins,
+    _top_label_bins,
+)
+
+#: The paper's temperature grid (results.json, "grids" / "temperature").
+PAPER_TEMPERATURE_GRID = (
+    0.25, 0.5, 0.75, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8, 1.9, 2.0, 2.5, 3.0,
+)  # fmt: skip
+
+#: Bounds of the NLL fit: T in [1 / _MAX_INVERSE, 1 / _MIN_INVERSE].
+_MIN_INVERSE, _MAX_INVERSE = 1e-3, 1e3
+
+
+def _check_temperature(temperature):
+    valid = not isinstance(temperature, bool) and isinstance(
+        temperature, (int, float, np.floating, np.integer)
+    )
+    if not valid or not math.isfinite(float(temperature)) or float(temperature) <= 0.0:
+        raise ValueError(
+            "Invalid value for argument `temperature`. Expected a finite float > 0. "
+            f"Received: temperature={temperature!r}"
+        )
+    return float(temperature)
+
+
+def _held_out_inputs(logits, y_true):
+    """Validate held-out logits ``(N, K)`` and labels; return tensors."""
+    logits = np.asarray(logits)
+    if logits.ndim != 2 or logits.shape[0] == 0 or logits.shape[1] < 2:
+        raise ValueError(
+            "Temperature scaling is fitted on a non-empty set of logits of shape (N, K) with "
+            f"K >= 2. Received: logits.shape={logits.shape}"
+        )
+    labels = np.asarray(y_true)
+    if labels.ndim == 2 and labels.shape[1] == logits.shape[1]:
+        labels = labels.argmax(axis=-1)
+    labels = labels.reshape(-1)
+    if labels.shape[0] != logits.shape[0]:
+        raise ValueError(
+            f"`y_true` must hold one label per row of `logits`. Received: {labels.shape[0]} "
+            f"labels for {logits.shape[0]} rows"
+        )
+    bad = ~((labels >= 0) & (labels < logits.shape[1]) & (labels == np.round(labels)))
+    if bad.any():
+        raise ValueError(
+            f"Invalid value in `y_true`: class ids must be integers in [0, {logits.shape[1]}). "
+            f"Received: {labels[bad][:5].tolist()}"
+        )
+    if not np.isfinite(logits).all():
+        raise ValueError("Invalid value for `logits`: every entry must be finite.")
+    return ops.convert_to_tensor(logits.astype(np.float64)), ops.convert_to_tensor(
+        labels.astype(np.int32)
+    )
+
+
+def _fit_grid(logits, labels, grid, num_bins):
+    """The paper's protocol: the grid temperature with the lowest ECE."""
+    weights = ops.ones_like(logits[:, 0])
+    eces = [
+        float(
+            _ece_from_bins(
+                *_top_label_bins(labels, ops.softmax(logits / t, axis=-1), weights, num_bins)
+            )
+        )
+        for t in grid
+    ]
+    return grid[int(np.argmin(eces))]
+
+
+def _nll_derivatives(z, z_true, inverse):
+    """NLL of softmax(inverse * z) and its first two derivatives in ``inverse``."""
+    log_p = ops.log_softmax(inverse * z, axis=-1)
+    p = ops.exp(log_p)
+    mean_z = ops.sum(p * z, axis=-1)
+    value = -ops.mean(_numerics.gather_class(log_p, z_true))
+    grad = ops.mean(mean_z - _numerics.gather_class(z, z_true))
+    hess = ops.mean(ops.sum(p * ops.square(z - mean_z[:, None]), axis=-1))
+    return float(value), float(grad), float(hess)
+
+
+def _fit_nll(logits, labels, tol=1e-9, max_iter=100):
+    """Minimise the NLL over T (Guo et al.): safeguarded Newton in t = 1 / T.
+
+    ``NLL(t) = mean_i logsumexp(t z_i) - t z_iy`` is convex in ``t`` (its
+    second derivative is the variance of ``z`` under ``softmax(t z)``), so the
+    minimiser is the root of the increasing derivative: Newton steps, falling
+    back to bisection (or doubling) whenever a step leaves the bracket.
+    """
+    lo, hi = _MIN_INVERSE, _MAX_INVERSE
+    t = 1.0
+    for _ in range(max_iter):
+        _, grad, hess = _nll_derivatives(logits, labels, t)
+        if abs(grad) <= tol:
+            break
+        if grad > 0:
+            hi = t
+        else:
+            lo = t
+        step = t - grad / hess if hess > 0 else float("nan")
+        if not lo < step < hi:
+            step = 0.5 * (lo + hi) if hi < _MAX_INVERSE else min(2.0 * t, _MAX_INVERSE)
+        if abs(step - t) <= 1e-12 * t:
+            break
+        t = step
+    return 1.0 / t
+
+
+@keras.saving.register_keras_serializable(package="keras_label_relaxation")
+class TemperatureScaling(keras.layers.Layer):
+    """Divide logits by a fitted, non-trainable temperature ``T > 0``.
+
+        output = logits / T        (softmax(output) are the calibrated probabilities)
+
+    ``fit`` chooses ``T`` on held-out data: ``method="grid"`` is the paper's
+    protocol (the ``T`` of ``PAPER_TEMPERATURE_GRID`` with the lowest ECE),
+    ``method="nll"`` minimises the negative log-likelihood over ``T`` (Guo et
+    al., 2017). Both work on logits computed once; the model is never re-run.
+    The layer computes in float32 (float64 if asked) under every dtype policy
+    and saves with the model (``T`` is a weight and in ``get_config``).
+
+    Args:
+        temperature: Initial temperature, a finite float > 0.
+        from_logits: ``True``: inputs are logits. ``False``: inputs are
+            probabilities, whose logs (``log p``, clipped at
+            ``keras.backend.epsilon()``) are used as logits.
+        **kwargs: Keras layer arguments (``name``, ``dtype``).
+
+    Shapes: input ``(..., K)``, output ``(..., K)``.
+
+    Example:
+    >>> import numpy as np
+    >>> layer = TemperatureScaling(temperature=2.0)
+    >>> np.asarray(layer(np.array([[2.0, -1.0]], dtype="float32")))
+    array([[ 1. , -0.5]], dtype=float32)
+    """
+
+    def __init__(self, temperature=1.0, from_logits=True, **kwargs):
+        policy = keras.dtype_policies.get(kwargs.pop("dtype", None) or "float32")
+        super().__init__(dtype=_numerics.compute_dtype(policy.compute_dtype), **kwargs)
+        self.from_logits = bool(from_logits)
+        self.temperature = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(_check_temperature(temperature)),
+            trainable=False,
+            name="temperature",
+        )
+
+    def call(self, inputs):
+        x = ops.cast(inputs, self.compute_dtype)
+        if not self.from_logits:
+            x = _numerics.log_probabilities(x, from_logits=False)
+        return x / ops.cast(self.temperature, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def set_temperature(self, temperature):
+        """Set ``T`` (a finite float > 0)."""
+        self.temperature.assign(_check_temperature(temperature))
+
+    def fit(self, logits, y_true, method="grid", grid=PAPER_TEMPERATURE_GRID, num_bins=15):
+        """Fit ``T`` on held-out data, keep it, and return it.
+
+        Args:
+            logits: Held-out model outputs ``(N, K)`` as a NumPy array or
+                tensor (probabilities when the layer has ``from_logits=False``).
+            y_true: Integer labels ``(N,)`` or one-hot rows ``(N, K)``.
+            method: ``"grid"`` (lowest ECE over ``grid``, the paper) or
+                ``"nll"`` (the NLL minimiser, bounded to ``T`` in [1e-3, 1e3]).
+            grid: Candidate temperatures for ``"grid"``.
+            num_bins: ECE bins for ``"grid"``.
+
+        Returns:
+            The fitted temperature as a Python float.
+
+        Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> z = rng.normal(size=(2000, 5))
+        >>> y = np.array([rng.choice(5, p=np.exp(r) / np.exp(r).sum()) for r in z])
+        >>> round(TemperatureScaling().fit(3.0 * z, y, method="nll"), 1)
+        3.0
+        """
+        if method not in ("grid", "nll"):
+            raise ValueError(
+                "Invalid value for argument `method`. Expected 'grid' or 'nll'. "
+                f"Received: method={method!r}"
+            )
+        outputs = ops.convert_to_numpy(logits)
+        if not self.from_logits:
+            outputs = ops.convert_to_numpy(_numerics.log_probabilities(outputs, from_logits=False))
+        z, labels = _held_out_inputs(outputs, y_true)
+        if method == "grid":
+            grid = tuple(_check_temperature(t) for t in grid)
+            if not grid:
+                raise ValueError("Invalid value for argument `grid`: it is empty.")
+            temperature = _fit_grid(z, labels, grid, _check_num_bins(num_bins))
+        else:
+            temperature = _fit_nll(z, labels)
+        self.set_temperature(temperature)
+        return float(temperature)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "temperature": float(ops.convert_to_numpy(self.temperature)),
+            "from_logits": self.from_logits,
+        }
+
+
+def _ends_in_softmax(model):
+    last = model.layers[-1] if getattr(model, "layers", None) else None
+    if isinstance(last, keras.layers.Softmax):
+        return True
+    activation = getattr(last, "activation", None)
+    return activation is keras.activations.softmax
+
+
+def _predict_with_labels(model, validation_data, batch_size):
+    if isinstance(validation_data, tuple) and len(validation_data) == 2:
+        x, y = validation_data
+        return model.predict(x, batch_size=batch_size, verbose=0), np.asarray(y)
+    outputs, labels = [], []
+    for batch in validation_data:
+        x, y = batch[0], batch[1]
+        outputs.append(ops.convert_to_numpy(model(x, training=False)))
+        labels.append(ops.convert_to_numpy(y))
+    if not outputs:
+        raise ValueError("`validation_data` is empty: temperature scaling needs held-out data.")
+    return np.concatenate(outputs), np.concatenate(labels)
+
+
+def calibrate(
+    model,
+    validation_data,
+    method="grid",
+    grid=PAPER_TEMPERATURE_GRID,
+    num_bins=15,
+    batch_size=256,
+):
+    """Return a model that outputs temperature-scaled (calibrated) probabilities.
+
+    The model runs once over ``validation_data``; ``TemperatureScaling.fit``
+    chooses ``T`` on those outputs. A model whose last layer is a softmax (a
+    ``Softmax`` layer or ``activation="softmax"``) outputs probabilities: the
+    log of its probabilities serves as logits (``softmax(log p / T)``). Any
+    other model is taken to output logits. The returned model is ``model``
+    followed by ``TemperatureScaling`` and a float32 ``Softmax``; it saves and
+    loads as one ``.keras`` file.
+
+    Args:
+        model: A Keras model with one output ``(batch, K)``.
+        validation_data: Held-out ``(x, y)`` arrays, or an iterable of
+            ``(x, y)`` batches (e.g. a ``tf.data.Dataset``); labels are integer
+            ids or one-hot rows.
+        method: ``"grid"`` (the paper) or ``"nll"``.
+        grid: Candidate temperatures for ``"grid"``.
+        num_bins: ECE bins for ``"grid"``.
+        batch_size: Prediction batch size for array inputs.
+
+    Returns:
+        A ``keras.Model``; its ``TemperatureScaling`` layer holds the fitted
+        ``T``.
+
+    Example:
+    >>> import keras, numpy as np
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> x, y = np.ones((8, 4), "float32"), np.arange(8) % 3
+    >>> calibrated = calibrate(model, (x, y), method="nll")
+    >>> tuple(calibrated(x).shape)
+    (8, 3)
+    """
+    probabilities = _ends_in_softmax(model)
+    outputs, labels = _predict_with_labels(model, validation_data, batch_size)
+    scaling = TemperatureScaling(from_logits=not probabilities, name="temperature_scaling")
+    scaling.fit(outputs, labels, method=method, grid=grid, num_bins=num_bins)
+    softmax = keras.layers.Softmax(dtype="float32", name="calibrated_probabilities")
+    if getattr(model, "inputs", None):
+        return keras.Model(model.input, softmax(scaling(model.outputs[0])), name="calibrated")
+    return keras.Sequential([model, scaling, softmax], name="calibrated")
