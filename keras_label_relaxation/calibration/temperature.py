@@ -287,5 +287,6 @@ def calibrate(
     scaling.fit(outputs, labels, method=method, grid=grid, num_bins=num_bins)
     softmax = keras.layers.Softmax(dtype="float32", name="calibrated_probabilities")
     if getattr(model, "inputs", None):
-        return keras.Model(model.input, softmax(scaling(model.outputs[0])), name="calibrated")
+        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+        return keras.Model(inputs, softmax(scaling(model.outputs[0])), name="calibrated")
     return keras.Sequential([model, scaling, softmax], name="calibrated")
