@@ -28,7 +28,9 @@ test: lint
 	$(BIN)/python -m pytest
 
 benchmark: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet --find-links $(TORCH_WHEELS) -e ".[bench]"
 	$(BIN)/python benchmarks/bench_losses.py
+	$(BIN)/python benchmarks/bench_calibration.py
 
 clean:
 	rm -rf $(VENV)

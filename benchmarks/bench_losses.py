@@ -18,9 +18,9 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
+
+import _peak
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -82,38 +82,18 @@ def time_pair(batch, classes, mode, repeats):
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def _status_kib(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(field)
-
-
 def peak_memory_child(loss_name, batch, classes, mode):
-    """(In a subprocess.) Peak RSS in MiB that one step adds to the process."""
+    """(In a subprocess.) Peak RSS in MiB that five steps add to the process."""
     logits, labels = _inputs(batch, classes)
     step = _make_step(loss_name, mode == "xla")
     for _ in range(3):
         _run(step, logits, labels)
-    before = _status_kib("VmRSS")
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset VmHWM to the current RSS
-    for _ in range(5):
-        _run(step, logits, labels)
-    return (_status_kib("VmHWM") - before) / 1024.0
 
+    def work():
+        for _ in range(5):
+            _run(step, logits, labels)
 
-def peak_memory(loss_name, batch, classes, mode):
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", loss_name, str(batch), str(classes), mode],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return float(out.stdout.strip().splitlines()[-1])
+    return _peak.peak_mib(work)
 
 
 def main():
@@ -142,7 +122,7 @@ def main():
         batch, classes = (int(v) for v in shape.split("x"))
         for mode in MODES:
             t = time_pair(batch, classes, mode, args.repeats)
-            m = {name: peak_memory(name, batch, classes, mode) for name in LOSSES}
+            m = {name: _peak.measure(__file__, (name, batch, classes, mode)) for name in LOSSES}
             lr, ce = LOSSES
             row = {
                 "shape": shape,

@@ -8,9 +8,9 @@ from keras import ops
 
 from keras_label_relaxation import _numerics
 from keras_label_relaxation.metrics.calibration_error import (
+    _bin_sums,
     _check_num_bins,
     _ece_from_bins,
-    _top_label_bins,
 )
 
 #: The paper's temperature grid (results.json, "grids" / "temperature").
@@ -59,49 +59,64 @@ def _held_out_inputs(logits, y_true):
         )
     if not np.isfinite(logits).all():
         raise ValueError("Invalid value for `logits`: every entry must be finite.")
-    return ops.convert_to_tensor(logits.astype(np.float64)), ops.convert_to_tensor(
+    dtype = _numerics.compute_dtype(logits.dtype)
+    return ops.convert_to_tensor(logits.astype(dtype)), ops.convert_to_tensor(
         labels.astype(np.int32)
     )
 
 
-def _fit_grid(logits, labels, grid, num_bins):
-    """The paper's protocol: the grid temperature with the lowest ECE."""
-    weights = ops.ones_like(logits[:, 0])
-    eces = [
-        float(
-            _ece_from_bins(
-                *_top_label_bins(labels, ops.softmax(logits / t, axis=-1), weights, num_bins)
-            )
-        )
-        for t in grid
-    ]
+def _fit_grid(shifted, labels, grid, num_bins):
+    """The paper's protocol: the grid temperature with the lowest ECE.
+
+    ``shifted`` are logits minus their row maximum, so the arg-max (and with it
+    correctness) does not depend on ``T`` and the confidence is
+    ``1 / sum_k exp(shifted_k / T)``: one pass over the logits per candidate.
+    """
+    predicted = ops.cast(ops.argmax(shifted, axis=-1), "int32")
+    correct = ops.cast(ops.equal(predicted, labels), shifted.dtype)
+    weights = ops.ones_like(correct)
+    eces = []
+    for t in grid:
+        confidence = 1.0 / ops.sum(ops.exp(shifted / t), axis=-1)
+        eces.append(float(_ece_from_bins(*_bin_sums(confidence, correct, weights, num_bins))))
     return grid[int(np.argmin(eces))]
 
 
-def _nll_derivatives(z, z_true, inverse):
-    """NLL of softmax(inverse * z) and its first two derivatives in ``inverse``."""
-    log_p = ops.log_softmax(inverse * z, axis=-1)
-    p = ops.exp(log_p)
-    mean_z = ops.sum(p * z, axis=-1)
-    value = -ops.mean(_numerics.gather_class(log_p, z_true))
-    grad = ops.mean(mean_z - _numerics.gather_class(z, z_true))
-    hess = ops.mean(ops.sum(p * ops.square(z - mean_z[:, None]), axis=-1))
+def _nll_derivatives(shifted, squared, z_true, inverse):
+    """NLL of softmax(inverse * z) and its first two derivatives in ``inverse``.
+
+    With ``z`` shifted so that each row's maximum is 0, ``exp(inverse * z)``
+    never overflows: ``NLL = mean(log S - t z_y)``, ``NLL' = mean(E[z] - z_y)``,
+    ``NLL'' = mean(Var[z])`` under ``p = exp(t z) / S`` (``squared`` is ``z**2``).
+    """
+    e = ops.exp(inverse * shifted)
+    total = ops.sum(e, axis=-1)
+    mean_z = ops.sum(e * shifted, axis=-1) / total
+    mean_z2 = ops.sum(e * squared, axis=-1) / total
+    value = ops.mean(ops.log(total) - inverse * z_true)
+    grad = ops.mean(mean_z - z_true)
+    hess = ops.mean(ops.maximum(mean_z2 - ops.square(mean_z), 0.0))
     return float(value), float(grad), float(hess)
 
 
-def _fit_nll(logits, labels, tol=1e-9, max_iter=100):
+def _fit_nll(shifted, labels, max_iter=100):
     """Minimise the NLL over T (Guo et al.): safeguarded Newton in t = 1 / T.
 
     ``NLL(t) = mean_i logsumexp(t z_i) - t z_iy`` is convex in ``t`` (its
     second derivative is the variance of ``z`` under ``softmax(t z)``), so the
     minimiser is the root of the increasing derivative: Newton steps, falling
-    back to bisection (or doubling) whenever a step leaves the bracket.
+    back to bisection (or doubling) whenever a step leaves the bracket. Stops
+    when a step changes ``t`` by less than ``rtol * t``, with ``rtol`` 1e-6 in
+    float32 (the derivative's rounding noise) and 1e-10 in float64.
     """
+    rtol = 1e-10 if keras.backend.standardize_dtype(shifted.dtype) == "float64" else 1e-6
     lo, hi = _MIN_INVERSE, _MAX_INVERSE
+    z_true = _numerics.gather_class(shifted, labels)
+    squared = ops.square(shifted)
     t = 1.0
     for _ in range(max_iter):
-        _, grad, hess = _nll_derivatives(logits, labels, t)
-        if abs(grad) <= tol:
+        _, grad, hess = _nll_derivatives(shifted, squared, z_true, t)
+        if grad == 0.0:
             break
         if grad > 0:
             hi = t
@@ -110,9 +125,10 @@ def _fit_nll(logits, labels, tol=1e-9, max_iter=100):
         step = t - grad / hess if hess > 0 else float("nan")
         if not lo < step < hi:
             step = 0.5 * (lo + hi) if hi < _MAX_INVERSE else min(2.0 * t, _MAX_INVERSE)
-        if abs(step - t) <= 1e-12 * t:
-            break
+        converged = abs(step - t) <= rtol * t
         t = step
+        if converged:
+            break
     return 1.0 / t
 
 
@@ -201,6 +217,7 @@ class TemperatureScaling(keras.layers.Layer):
         if not self.from_logits:
             outputs = ops.convert_to_numpy(_numerics.log_probabilities(outputs, from_logits=False))
         z, labels = _held_out_inputs(outputs, y_true)
+        z = z - ops.max(z, axis=-1, keepdims=True)
         if method == "grid":
             grid = tuple(_check_temperature(t) for t in grid)
             if not grid:

@@ -81,18 +81,22 @@ def _bin_index(confidence, num_bins):
     return ops.clip(index, 0, num_bins - 1)
 
 
+def _bin_sums(confidence, correct, weights, num_bins):
+    """Per-bin (weight, summed confidence, summed correctness) as one ``segment_sum``."""
+    stacked = ops.stack([weights, weights * confidence, weights * correct], axis=-1)
+    sums = ops.segment_sum(stacked, _bin_index(confidence, num_bins), num_segments=num_bins)
+    return sums[:, 0], sums[:, 1], sums[:, 2]
+
+
 def _top_label_bins(labels, probs, weights, num_bins):
-    """Per-bin (weight, summed confidence, summed correctness), each ``(num_bins,)``."""
-    confidence = ops.max(probs, axis=-1)
-    correct = ops.cast(
-        ops.equal(ops.cast(ops.argmax(probs, axis=-1), "int32"), labels), probs.dtype
-    )
-    bins = _bin_index(confidence, num_bins)
-    return (
-        ops.segment_sum(weights, bins, num_segments=num_bins),
-        ops.segment_sum(weights * confidence, bins, num_segments=num_bins),
-        ops.segment_sum(weights * correct, bins, num_segments=num_bins),
-    )
+    """Per-bin (weight, summed confidence, summed correctness), each ``(num_bins,)``.
+
+    ``top_k(k=1)`` yields the confidence and the arg-max in one pass (ties go to
+    the lowest index, as ``argmax``).
+    """
+    confidence, predicted = ops.top_k(probs, k=1)
+    correct = ops.equal(ops.cast(predicted[:, 0], "int32"), labels)
+    return _bin_sums(confidence[:, 0], ops.cast(correct, probs.dtype), weights, num_bins)
 
 
 def _ece_from_bins(weight, confidence, correct):
