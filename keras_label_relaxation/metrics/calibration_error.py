@@ -33,13 +33,16 @@ def _check_num_bins(num_bins):
 
 
 def _check_probabilities(probs):
-    """In eager mode, rows of ``probs`` must lie in [0, 1] and sum to 1 (within 1e-3)."""
+    """In eager mode, rows of ``probs`` must lie in [0, 1] and sum to 1 (within 1e-3).
+
+    The check runs as tensor ops; only its boolean verdict leaves the device.
+    """
     if not _numerics.is_concrete(probs):
         return
-    values = ops.convert_to_numpy(probs).astype(np.float64)
-    sums = values.sum(axis=-1)
     tolerance = _numerics.DISTRIBUTION_TOLERANCE
-    if (values < 0).any() or (values > 1).any() or (np.abs(sums - 1.0) > tolerance).any():
+    in_range = ops.logical_and(ops.all(probs >= 0.0), ops.all(probs <= 1.0))
+    sums_to_one = ops.all(ops.abs(ops.sum(probs, axis=-1) - 1.0) <= tolerance)
+    if not bool(ops.convert_to_numpy(ops.logical_and(in_range, sums_to_one))):
         raise ValueError(
             "Invalid value for `y_pred`: with `from_logits=False` every row must hold "
             f"probabilities in [0, 1] summing to 1 (within {tolerance}). Pass "

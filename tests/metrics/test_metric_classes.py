@@ -77,6 +77,13 @@ def test_adversarial_bin_edges(rng):
     one_bin = klr.ExpectedCalibrationError(num_bins=15)
     one_bin.update_state([0, 1, 0], np.full((3, 2), 0.5))
     np.testing.assert_allclose(float(one_bin.result()), abs(1 / 3 - 0.5), atol=1e-7)
+    # Tied maxima: the prediction is the lowest tied index, as argmax (and the reference code).
+    ties = klr.ExpectedCalibrationError(num_bins=15)
+    ties.update_state([1, 1, 1, 0], np.tile([[0.4, 0.4, 0.2]], (4, 1)))
+    np.testing.assert_allclose(float(ties.result()), abs(0.25 - 0.4), atol=1e-7)
+    assert klr.expected_calibration_error([1, 1, 1, 0], np.tile([[0.4, 0.4, 0.2]], (4, 1))) == (
+        pytest.approx(_ece_loop([1, 1, 1, 0], np.tile([[0.4, 0.4, 0.2]], (4, 1)), 15))
+    )
 
 
 def test_ece_equals_tfp_where_conventions_agree(data):
