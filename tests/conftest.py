@@ -49,5 +49,16 @@ def value_and_grad(fn, x):
     raise NotImplementedError(backend)
 
 
+def finite_difference_grad(fn, x, h=1e-6):
+    """Central differences of ``sum(fn(x))`` with respect to every entry of ``x`` (float64)."""
+    numeric = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
+        up[idx] += h
+        down[idx] -= h
+        numeric[idx] = (to_numpy(fn(up)).sum() - to_numpy(fn(down)).sum()) / (2 * h)
+    return numeric
+
+
 def to_numpy(x):
     return keras.ops.convert_to_numpy(x)
