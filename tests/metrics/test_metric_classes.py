@@ -218,3 +218,37 @@ def test_bad_input():
         m.update_state([0], [[0.7, 0.7]])
     with pytest.raises(ValueError, match=r"class ids must be integers in \[0, 2\)"):
         m.update_state([2], [[0.5, 0.5]])
+
+
+def test_ece_reaches_tensorboard(tmp_path, rng):
+    event_accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator"
+    )
+    x = rng.standard_normal((64, 8)).astype("float32")
+    y = rng.integers(0, 3, 64)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
+    model.compile(
+        optimizer="sgd",
+        loss=klr.SparseLabelRelaxation(0.1, from_logits=True),
+        metrics=[klr.ExpectedCalibrationError(from_logits=True)],
+    )
+    history = model.fit(
+        x,
+        y,
+        validation_split=0.25,
+        epochs=2,
+        verbose=0,
+        callbacks=[keras.callbacks.TensorBoard(log_dir=str(tmp_path))],
+    )
+    for split, key in (("train", "ece"), ("validation", "val_ece")):
+        events = event_accumulator.EventAccumulator(str(tmp_path / split))
+        events.Reload()
+        tags = events.Tags()["tensors"] + events.Tags()["scalars"]
+        assert "epoch_ece" in tags, (split, tags)
+        if "epoch_ece" in events.Tags()["tensors"]:
+            import tensorflow as tf
+
+            logged = [float(tf.make_ndarray(e.tensor_proto)) for e in events.Tensors("epoch_ece")]
+        else:
+            logged = [e.value for e in events.Scalars("epoch_ece")]
+        np.testing.assert_allclose(logged, history.history[key], rtol=1e-5)
