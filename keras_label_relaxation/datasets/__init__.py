@@ -1,5 +1,34 @@
-"""Data sets for the paper's experiments."""
+"""Data sets, the paper's protocol and ``tf.data`` pipelines."""
 
 from keras_label_relaxation.datasets.digits import load_digits
+from keras_label_relaxation.datasets.idx import load_idx_directory, read_idx
+from keras_label_relaxation.datasets.pipeline import augmentation, make_dataset
+from keras_label_relaxation.datasets.protocol import (
+    CALIBRATION_FRACTION,
+    DATASET_NAMES,
+    HOLDOUT_FRACTION,
+    ClassificationData,
+    load,
+    resample,
+    split_holdout,
+    standardize,
+)
+from keras_label_relaxation.datasets.tfds_source import TFDS_NAMES, load_tfds
 
-__all__ = ["load_digits"]
+__all__ = [
+    "CALIBRATION_FRACTION",
+    "DATASET_NAMES",
+    "HOLDOUT_FRACTION",
+    "TFDS_NAMES",
+    "ClassificationData",
+    "augmentation",
+    "load",
+    "load_digits",
+    "load_idx_directory",
+    "load_tfds",
+    "make_dataset",
+    "read_idx",
+    "resample",
+    "split_holdout",
+    "standardize",
+]

@@ -10,18 +10,10 @@ accuracy, NLL and ECE (15 bins) for both.
 import keras
 import numpy as np
 
-from keras_label_relaxation.datasets import load_digits
+from keras_label_relaxation.datasets import load, resample, standardize
 from keras_label_relaxation.losses import get_loss
 from keras_label_relaxation.metrics import expected_calibration_error
 from keras_label_relaxation.models import simple_dense
-
-
-def _split(x, y, test_fraction, seed):
-    order = np.random.default_rng(seed).permutation(len(y))
-    n_test = int(round(test_fraction * len(y)))
-    test, train = order[:n_test], order[n_test:]
-    mean = x[train].mean(axis=0, keepdims=True)
-    return (x[train] - mean, y[train]), (x[test] - mean, y[test])
 
 
 def _evaluate(model, x, y):
@@ -50,8 +42,8 @@ def run_demo(epochs=25, alpha=0.1, seed=0, test_fraction=0.2, verbose=0):
         ``{"cross_entropy": metrics, "label_relaxation": metrics}`` where
         ``metrics`` has ``accuracy``, ``nll`` and ``ece`` on the test split.
     """
-    x, y = load_digits()
-    (x_train, y_train), (x_test, y_test) = _split(x, y, test_fraction, seed)
+    data = standardize(resample(load("digits"), seed, test_fraction=test_fraction))
+    x_train, y_train, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
     results = {}
     for name, param in (("cross_entropy", None), ("label_relaxation", alpha)):
         keras.utils.set_random_seed(seed)
