@@ -31,6 +31,7 @@ benchmark: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet --find-links $(TORCH_WHEELS) -e ".[bench]"
 	$(BIN)/python benchmarks/bench_losses.py
 	$(BIN)/python benchmarks/bench_calibration.py
+	$(BIN)/python benchmarks/bench_pipeline.py
 
 clean:
 	rm -rf $(VENV)

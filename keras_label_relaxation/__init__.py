@@ -4,6 +4,8 @@
 >>> loss = klr.LabelRelaxation(alpha=0.1)
 """
 
+# The subpackages, so that `klr.models.get_model(...)`, `klr.datasets.load(...)` work.
+from keras_label_relaxation import calibration, datasets, experiments, losses, metrics, models
 from keras_label_relaxation.calibration import PAPER_TEMPERATURE_GRID, TemperatureScaling, calibrate
 from keras_label_relaxation.losses import (
     LOSS_ALIASES,
@@ -54,6 +56,12 @@ __all__ = [
     "SparseLabelRelaxation",
     "SparseLabelSmoothing",
     "__version__",
+    "calibration",
+    "datasets",
+    "experiments",
+    "losses",
+    "metrics",
+    "models",
     "binary_label_relaxation",
     "brier_score",
     "calibrate",
