@@ -1,0 +1,23 @@
+"""keras-tuner integration: the loss parameter search of the paper."""
+
+from keras_label_relaxation.tuning.hypermodel import (
+    OBJECTIVES,
+    PAPER_GRIDS,
+    LossHyperModel,
+    get_objective,
+)
+from keras_label_relaxation.tuning.search import (
+    FinalEpochGridSearch,
+    ResumableGridSearchOracle,
+    search,
+)
+
+__all__ = [
+    "OBJECTIVES",
+    "PAPER_GRIDS",
+    "FinalEpochGridSearch",
+    "LossHyperModel",
+    "ResumableGridSearchOracle",
+    "get_objective",
+    "search",
+]

@@ -1,0 +1,151 @@
+"""The paper's parameter search: a grid over a 1/6 hold-out, scored at the final epoch."""
+
+import functools
+
+import keras
+import keras_tuner
+
+from keras_label_relaxation.datasets.protocol import HOLDOUT_FRACTION, split_holdout
+from keras_label_relaxation.tuning.hypermodel import get_objective
+
+
+class ResumableGridSearchOracle(keras_tuner.oracles.GridSearchOracle):
+    """keras-tuner's grid-search oracle, able to resume a search interrupted mid-trial.
+
+    keras-tuner 1.4's ``GridSearchOracle`` keeps the grid order (a linked list
+    of trial ids) and the queue of trials whose successor is still to be
+    created in memory only. Reloaded from its directory, it loses both: a run
+    interrupted during a trial fails on resume with ``KeyError`` (its retried
+    trial is missing from the order, keras-team/keras-tuner#1055), and a run
+    stopped between trials stops without running the rest of the grid. This
+    oracle rebuilds both from the reloaded trials.
+    """
+
+    def reload(self):
+        super().reload()
+        ids = sorted(
+            self.trials,
+            key=functools.cmp_to_key(
+                lambda a, b: self._compare(
+                    self.trials[a].hyperparameters.values, self.trials[b].hyperparameters.values
+                )
+            ),
+        )
+        ordered = type(self._ordered_ids)()
+        for trial_id in ids:
+            ordered.insert(trial_id)
+        self._ordered_ids = ordered
+        self._populate_next = [t for t in ids if t in set(self.end_order)]
+
+
+class FinalEpochGridSearch(keras_tuner.Tuner):
+    """Grid search that scores a trial by its *final* epoch, and resumes safely.
+
+    keras-tuner takes the best epoch of a trial by default; the paper scores
+    the last one. Every trial starts from ``keras.utils.set_random_seed(seed)``,
+    so its score does not depend on the order the trials ran in, and a
+    search resumed from its directory scores exactly as an uninterrupted one
+    (the oracle is ``ResumableGridSearchOracle``).
+
+    Args:
+        hypermodel: A ``keras_tuner.HyperModel``.
+        objective: A ``keras_tuner.Objective``.
+        seed: Seed of every trial.
+        max_consecutive_failed_trials: Passed to the oracle.
+        **kwargs: ``keras_tuner.Tuner`` arguments (``directory``,
+            ``project_name``, ``overwrite``, ...).
+    """
+
+    def __init__(self, hypermodel, objective, seed=0, max_consecutive_failed_trials=1, **kwargs):
+        oracle = ResumableGridSearchOracle(
+            objective=objective,
+            seed=seed,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        self.trial_seed = seed
+        super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+
+    def run_trial(self, trial, *args, **kwargs):
+        keras.utils.set_random_seed(self.trial_seed)
+        hp = trial.hyperparameters
+        model = self.hypermodel.build(hp)
+        history = self.hypermodel.fit(hp, model, *args, **kwargs)
+        name = self.oracle.objective.name
+        if name not in history.history:
+            raise ValueError(
+                f"The objective {name!r} is not among the logged metrics {sorted(history.history)}."
+            )
+        return {name: float(history.history[name][-1])}
+
+
+def search(
+    hypermodel,
+    x,
+    y,
+    optimize_for="acc",
+    epochs=10,
+    batch_size=64,
+    seed=0,
+    directory=None,
+    project_name="search",
+    holdout_fraction=HOLDOUT_FRACTION,
+    verbose=0,
+):
+    """Grid-search the loss parameter of ``hypermodel`` on a hold-out of ``(x, y)``.
+
+    ``holdout_fraction`` (the paper: 1/6) of the training data is held out
+    (seeded); every grid value is trained on the rest and scored by its final
+    epoch's ``val_accuracy`` (``optimize_for="acc"``) or ``val_ece``
+    (``"ece"``). State lives in ``directory/project_name``: calling again with
+    the same directory resumes and never repeats a finished trial.
+
+    Args:
+        hypermodel: A ``LossHyperModel``.
+        x, y: Training data (labels as the hypermodel expects them).
+        optimize_for: ``"acc"`` or ``"ece"``.
+        epochs, batch_size: Training of each trial.
+        seed: Seed of the hold-out split and of every trial.
+        directory: keras-tuner directory (``None``: a temporary one).
+        project_name: keras-tuner project name.
+        holdout_fraction: Share of ``(x, y)`` used for validation.
+        verbose: Keras' ``fit`` verbosity.
+
+    Returns:
+        ``(best_value, scores)``: the best parameter (``None`` for a loss
+        without one) and ``{value: final-epoch objective}`` for every trial.
+    """
+    import tempfile
+
+    objective = get_objective(optimize_for)
+    (x_fit, y_fit), (x_val, y_val) = split_holdout(x, y, holdout_fraction, seed)
+    if hypermodel.grid is None:
+        return None, {}
+    tuner = FinalEpochGridSearch(
+        hypermodel,
+        objective=objective,
+        seed=seed,
+        directory=directory or tempfile.mkdtemp(prefix="klr-search-"),
+        project_name=project_name,
+        overwrite=False,
+    )
+    tuner.search(
+        x_fit,
+        y_fit,
+        validation_data=(x_val, y_val),
+        epochs=epochs,
+        batch_size=batch_size,
+        verbose=verbose,
+    )
+    scores = {}
+    for trial in tuner.oracle.trials.values():
+        if trial.status == "COMPLETED":
+            value = trial.hyperparameters.get(hypermodel.param_name)
+            scores[float(value)] = float(trial.score)
+    if len(scores) < len(hypermodel.grid):
+        raise RuntimeError(
+            f"The search finished {len(scores)} of {len(hypermodel.grid)} trials; "
+            f"see the trial logs in {tuner.project_dir}."
+        )
+    pick = max if objective.direction == "max" else min
+    best = pick(hypermodel.grid, key=lambda v: scores[v])  # ties: the first grid value
+    return best, dict(sorted(scores.items()))
