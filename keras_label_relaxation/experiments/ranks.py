@@ -32,8 +32,10 @@ def average_ranks(rows, metric, higher_is_better, group="dataset", item="loss"):
 
     Example:
     >>> rows = [
-    ...     {"dataset": "a", "loss": "LR", "ece": 0.01}, {"dataset": "a", "loss": "CE", "ece": 0.02},
-    ...     {"dataset": "b", "loss": "LR", "ece": 0.05}, {"dataset": "b", "loss": "CE", "ece": 0.03},
+    ...     {"dataset": "a", "loss": "LR", "ece": 0.01},
+    ...     {"dataset": "a", "loss": "CE", "ece": 0.02},
+    ...     {"dataset": "b", "loss": "LR", "ece": 0.05},
+    ...     {"dataset": "b", "loss": "CE", "ece": 0.03},
     ... ]
     >>> average_ranks(rows, "ece", higher_is_better=False)
     {'LR': 1.5, 'CE': 1.5}
