@@ -72,6 +72,19 @@ def _from_splits(name, splits):
     )
 
 
+def from_arrays(name, x_train, y_train, x_test, y_test):
+    """A ``ClassificationData`` from arrays (uint8 images are divided by 255).
+
+    Example:
+    >>> import numpy as np
+    >>> x = np.zeros((4, 2, 2), "uint8")
+    >>> data = from_arrays("toy", x, [0, 1, 0, 1], x[:2], [1, 2])
+    >>> data.input_shape, data.num_classes
+    ((2, 2, 1), 3)
+    """
+    return _from_splits(name, {"train": (x_train, y_train), "test": (x_test, y_test)})
+
+
 def load(name, data_dir=None, download=True):
     """Load a data set by name or from an IDX directory.
 

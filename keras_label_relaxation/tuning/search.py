@@ -89,6 +89,7 @@ def search(
     directory=None,
     project_name="search",
     holdout_fraction=HOLDOUT_FRACTION,
+    callbacks=None,
     verbose=0,
 ):
     """Grid-search the loss parameter of ``hypermodel`` on a hold-out of ``(x, y)``.
@@ -108,6 +109,7 @@ def search(
         directory: keras-tuner directory (``None``: a temporary one).
         project_name: keras-tuner project name.
         holdout_fraction: Share of ``(x, y)`` used for validation.
+        callbacks: Keras callbacks for every trial's ``fit``.
         verbose: Keras' ``fit`` verbosity.
 
     Returns:
@@ -134,6 +136,7 @@ def search(
         validation_data=(x_val, y_val),
         epochs=epochs,
         batch_size=batch_size,
+        callbacks=list(callbacks or []),
         verbose=verbose,
     )
     scores = {}

@@ -1,0 +1,142 @@
+"""The comparison runner: end to end, resume, outputs, bad input."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from keras_label_relaxation import datasets, models
+from keras_label_relaxation.cli import main
+from keras_label_relaxation.datasets import tfds_source
+from keras_label_relaxation.experiments import compare, paper
+
+SMALL = {"losses": ["ce", "lr"], "grids": {"lr": [0.05, 0.2]}, "seeds": 1, "epochs": 2}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return datasets.load("digits")
+
+
+def test_klr_compare_end_to_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["compare", "--dataset", "digits", "--losses", "ce,lr", "--seeds", "1",
+                 "--epochs", "2", "--out", str(out), "--optimize-for", "ece"])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert (
+        "| CE |" in printed and "| LR (alpha = " in printed and "| CE+TS (temperature = " in printed
+    )
+    results = json.loads((out / "results.json").read_text())
+    assert {row["loss"] for row in results["summary"]} == {"CE", "LR", "CE+TS"}
+    for row in results["summary"]:
+        assert 0.8 < row["accuracy"] <= 1.0 and 0.0 <= row["ece"] < 0.2
+        assert row["nll"] > 0 and 0 <= row["brier"] <= 2
+    lr = next(r for r in results["records"] if r["loss"] == "LR")
+    assert lr["param"] in (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4)  # the paper's grid
+    assert len(lr["search_scores"]) == 7
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [r["loss"] for r in rows] == ["CE", "LR", "CE+TS"]
+    assert (out / "table.md").read_text().startswith("| Loss (digits, optimised for ece)")
+    for name in ("CE", "LR", "CE_TS"):
+        assert (out / f"reliability_{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_resume_reuses_finished_units_and_gives_the_same_table(digits, tmp_path):
+    lines = []
+
+    def stop_after_first_unit(line):
+        lines.append(line)
+        if "accuracy" in line:
+            raise KeyboardInterrupt
+
+    out = str(tmp_path / "resumed")
+    with pytest.raises(KeyboardInterrupt):
+        compare(models.simple_dense, digits, out_dir=out, progress=stop_after_first_unit, **SMALL)
+    assert sum(1 for _ in open(f"{out}/trials.jsonl")) == 1
+    second = []
+    resumed = compare(models.simple_dense, digits, out_dir=out, progress=second.append, **SMALL)
+    assert any("CE: done before, reused" in line for line in second)
+    assert sum("running" in line for line in second) == 2
+    fresh = compare(models.simple_dense, digits, out_dir=str(tmp_path / "fresh"), progress=None,
+                    **SMALL)  # fmt: skip
+    assert resumed.to_markdown() == fresh.to_markdown()
+    again = []
+    compare(models.simple_dense, digits, out_dir=out, progress=again.append, **SMALL)
+    assert all("reused" in line for line in again)
+
+
+def test_other_configuration_in_the_same_directory_is_refused(digits, tmp_path):
+    out = str(tmp_path / "run")
+    compare(models.simple_dense, digits, out_dir=out, progress=None, **SMALL)
+    with pytest.raises(ValueError, match=r"different configuration \(differing: epochs\)"):
+        compare(models.simple_dense, digits, out_dir=out, progress=None, **{**SMALL, "epochs": 3})
+
+
+def test_user_data_and_model_through_the_python_api(tmp_path):
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 5)) * 3
+    y = rng.integers(0, 3, 400)
+    x = (centers[y] + rng.normal(size=(400, 5))).astype("float32")
+    import keras
+
+    def build():
+        return keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
+
+    results = compare(build, (x[:300], y[:300], x[300:], y[300:]), losses=["lr"], seeds=2,
+                      epochs=2, grids={"lr": [0.1]}, temperature_scaling=False, progress=None,
+                      out_dir=str(tmp_path))  # fmt: skip
+    assert [row["loss"] for row in results.summary] == ["LR"]
+    assert results.summary[0]["seeds"] == 2 and results.summary[0]["accuracy"] > 0.7
+
+
+def test_npz_dataset_through_the_cli(tmp_path, capsys):
+    x, y = datasets.load_digits()
+    path = tmp_path / "mine.npz"
+    np.savez(path, x_train=x[:1000], y_train=y[:1000], x_test=x[1000:1200], y_test=y[1000:1200])
+    code = main(["compare", "--dataset", str(path), "--losses", "ce", "--epochs", "1",
+                 "--out", str(tmp_path / "out")])  # fmt: skip
+    assert code == 0
+    assert "on mine (1000 train, 200 test)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["compare", "--losses", "ce,hinge"], "Unknown loss name: 'hinge'"),
+        (["compare", "--model", "resnet50"], "Unknown model name: 'resnet50'"),
+        (["compare", "--dataset", "svhn"], "Unknown data set: 'svhn'"),
+    ],
+)
+def test_bad_names_are_reported(tmp_path, capsys, argv, message):
+    assert main([*argv, "--epochs", "1", "--out", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_arguments(digits, tmp_path):
+    with pytest.raises(SystemExit):
+        main(["compare", "--seeds", "0"])
+    with pytest.raises(ValueError, match="`seeds`"):
+        compare(models.simple_dense, digits, seeds=0)
+    with pytest.raises(ValueError, match="empty grid"):
+        compare(models.simple_dense, digits, losses=["lr"], grids={"lr": []}, progress=None,
+                out_dir=str(tmp_path))  # fmt: skip
+
+
+def test_reproduce_without_data_says_how_to_supply_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(tfds_source, "_network_available", lambda host="": False)
+    code = main(["reproduce", "table1", "--quick", "--data-dir", str(tmp_path),
+                 "--out", str(tmp_path / "out")])  # fmt: skip
+    assert code == 2
+    assert "data_dir" in capsys.readouterr().err
+
+
+def test_paper_presets_and_learning_rate_rule():
+    assert paper.schedule("resnet56_v2", "cifar10") == (200, 0.1, 0.3162, (50, 100, 150))
+    assert paper.schedule("simple_dense", "mnist")[:2] == (25, 0.05)
+    callback = paper.PaperLearningRate(0.1, 0.1, (50, 100, 150), decay=1e-5)
+    assert callback.rate(50, 0) == 0.1 and callback.rate(51, 0) == pytest.approx(0.01)
+    assert callback.rate(0, 100_000) == pytest.approx(0.1 / 2)
+    rows = paper.paper_rows("table1", "mnist", "simple_dense", "ece")
+    assert rows["LR"]["ece"] == 0.003 and "CE+TS" in rows
