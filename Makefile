@@ -1,4 +1,4 @@
-# `make demo` runs the main job, `make test` the test suite. Both create (or reuse)
+# `make demo` runs the main job (`klr compare` on the bundled digits), `make test` the test suite. Both create (or reuse)
 # the virtual environment .venv and install the package into it.
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -18,7 +18,7 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 demo: $(BIN)/.installed
-	$(BIN)/klr demo
+	$(BIN)/klr compare
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

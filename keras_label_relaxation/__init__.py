@@ -5,7 +5,15 @@
 """
 
 # The subpackages, so that `klr.models.get_model(...)`, `klr.datasets.load(...)` work.
-from keras_label_relaxation import calibration, datasets, experiments, losses, metrics, models
+from keras_label_relaxation import (
+    calibration,
+    datasets,
+    experiments,
+    losses,
+    metrics,
+    models,
+    tuning,
+)
 from keras_label_relaxation.calibration import PAPER_TEMPERATURE_GRID, TemperatureScaling, calibrate
 from keras_label_relaxation.losses import (
     LOSS_ALIASES,
@@ -62,6 +70,7 @@ __all__ = [
     "losses",
     "metrics",
     "models",
+    "tuning",
     "binary_label_relaxation",
     "brier_score",
     "calibrate",
