@@ -14,6 +14,7 @@ bit:
   Label relaxation with a one-hot or integer target is a scalar function of it,
   so that op supplies ``log p(y)`` and its gradient.
 * ``log1mexp``: ``log(1 - exp(x))`` for ``x < 0`` without cancellation.
+* ``mean``: an average that keeps float64 on every backend.
 * ``relax_log_probability``: the closed form of the label relaxation loss as
   a function of ``log p(y)``.
 """
@@ -69,6 +70,12 @@ def gather_class(values, labels):
     return ops.squeeze(ops.take_along_axis(values, labels, axis=-1), axis=-1)
 
 
+def mean(x, axis=None):
+    """``sum / count``: Keras' torch backend averages float64 tensors in float32."""
+    count = x.shape[axis] if axis is not None else ops.size(x)
+    return ops.sum(x, axis=axis) / ops.cast(count, x.dtype)
+
+
 def log1mexp(x):
     """``log(1 - exp(x))`` for ``x < 0``, accurate everywhere (Maechler, 2012).
 
@@ -100,8 +107,9 @@ def relax_log_probability(log_p, alpha):
     safe = ops.where(inside, log_keep, log_p)
     divergence = (1.0 - alpha) * (log_keep - safe) + alpha * (ops.log(alpha) - log1mexp(safe))
     # Near the boundary the two terms cancel to O((log p - log(1 - alpha))^2): clamp
-    # rounding noise at 0 (the KL divergence is >= 0; maximum keeps NaN).
-    divergence = ops.maximum(divergence, 0.0)
+    # rounding noise at 0 (the KL divergence is >= 0; NaN < 0 is false, so NaN stays). Not
+    # ops.maximum: Keras' torch backend returns float32 from maximum of two float64 tensors.
+    divergence = ops.where(divergence < 0.0, ops.zeros_like(divergence), divergence)
     return ops.where(inside, ops.zeros_like(divergence), divergence)
 
 

@@ -93,9 +93,10 @@ def _nll_derivatives(shifted, squared, z_true, inverse):
     total = ops.sum(e, axis=-1)
     mean_z = ops.sum(e * shifted, axis=-1) / total
     mean_z2 = ops.sum(e * squared, axis=-1) / total
-    value = ops.mean(ops.log(total) - inverse * z_true)
-    grad = ops.mean(mean_z - z_true)
-    hess = ops.mean(ops.maximum(mean_z2 - ops.square(mean_z), 0.0))
+    value = _numerics.mean(ops.log(total) - inverse * z_true)
+    grad = _numerics.mean(mean_z - z_true)
+    variance = mean_z2 - ops.square(mean_z)
+    hess = _numerics.mean(ops.where(variance < 0.0, ops.zeros_like(variance), variance))
     return float(value), float(grad), float(hess)
 
 

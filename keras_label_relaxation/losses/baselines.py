@@ -66,7 +66,7 @@ def sparse_label_smoothing(y_true, y_pred, alpha=0.1, from_logits=False):
     y_true, y_pred = _sparse_inputs(y_true, y_pred)
     log_p = _numerics.log_probabilities(y_pred, from_logits)
     nll = -_numerics.gather_class(log_p, y_true)
-    return (1.0 - alpha) * nll - alpha * ops.mean(log_p, axis=-1)
+    return (1.0 - alpha) * nll - alpha * _numerics.mean(log_p, axis=-1)
 
 
 def _entropy(log_p):
@@ -158,7 +158,9 @@ def sparse_categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0,
     gamma = _numerics.check_non_negative_parameter(gamma, "gamma")
     y_true, y_pred = _sparse_inputs(y_true, y_pred)
     log_p_y = -_numerics.cross_entropy(y_true, y_pred, from_logits, sparse=True)
-    one_minus_p = ops.maximum(-ops.expm1(log_p_y), keras.backend.epsilon())
+    one_minus_p = -ops.expm1(log_p_y)
+    eps = keras.backend.epsilon()
+    one_minus_p = ops.where(one_minus_p < eps, ops.full_like(one_minus_p, eps), one_minus_p)
     return -alpha * ops.power(one_minus_p, gamma) * log_p_y
 
 

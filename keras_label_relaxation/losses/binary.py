@@ -50,7 +50,7 @@ def binary_label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False):
     if len(alpha.shape) > 0:
         alpha = ops.expand_dims(alpha, axis=-1)
     log_p = -ops.binary_crossentropy(y_true, y_pred, from_logits=from_logits)
-    return ops.mean(_numerics.relax_log_probability(log_p, alpha), axis=-1)
+    return _numerics.mean(_numerics.relax_log_probability(log_p, alpha), axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="keras_label_relaxation")
