@@ -164,7 +164,10 @@ def is_concrete(*tensors):
     if backend == "torch":
         import torch
 
-        return not torch.compiler.is_compiling()
+        # Keras' torch backend infers output shapes by calling the loss on "meta" tensors
+        # (no values) filled in as ones: not data to check.
+        on_meta = any(getattr(getattr(t, "device", None), "type", None) == "meta" for t in tensors)
+        return not (on_meta or torch.compiler.is_compiling())
     return True
 
 

@@ -102,17 +102,24 @@ def _top_label_bins(labels, probs, weights, num_bins):
     return _bin_sums(confidence[:, 0], ops.cast(correct, probs.dtype), weights, num_bins)
 
 
+def _safe_divide(numerator, denominator):
+    """``numerator / denominator``, 0 where the denominator is 0.
+
+    Not ``ops.divide_no_nan``: Keras' torch backend computes it in float32.
+    """
+    nonzero = denominator > 0
+    safe = ops.where(nonzero, denominator, ops.ones_like(denominator))
+    return ops.where(nonzero, numerator / safe, ops.zeros_like(numerator))
+
+
 def _ece_from_bins(weight, confidence, correct):
     """``sum_b (n_b / N) |acc_b - conf_b| = sum_b |correct_b - confidence_b| / N``."""
-    return ops.divide_no_nan(
-        ops.sum(ops.abs(correct - confidence), axis=-1), ops.sum(weight, axis=-1)
-    )
+    return _safe_divide(ops.sum(ops.abs(correct - confidence), axis=-1), ops.sum(weight, axis=-1))
 
 
 def _mce_from_bins(weight, confidence, correct):
     """``max_b |acc_b - conf_b|`` over the non-empty bins."""
-    gaps = ops.divide_no_nan(ops.abs(correct - confidence), weight)
-    return ops.max(ops.where(weight > 0, gaps, ops.zeros_like(gaps)), axis=-1)
+    return ops.max(_safe_divide(ops.abs(correct - confidence), weight), axis=-1)
 
 
 def expected_calibration_error(y_true, probs, num_bins=15, sample_weight=None):
