@@ -118,8 +118,7 @@ def _compare(args):
 
 
 def _reproduce(args):
-    from keras_label_relaxation import models
-    from keras_label_relaxation.experiments import compare, paper
+    from keras_label_relaxation.experiments import paper
 
     preset = paper.PRESETS[args.table]
     seeds = 1 if args.quick else preset["seeds"]
@@ -129,44 +128,49 @@ def _reproduce(args):
     runs = [(d, m, o) for d, m in preset["runs"] for o in ("acc", "ece")]
     with _scale_setup(args):
         for dataset, model, optimize_for in runs:
-            _reproduce_one(
-                args, paper, models, compare, seeds, out_root, dataset, model, optimize_for
-            )
+            _reproduce_one(args, seeds, out_root, dataset, model, optimize_for)
     return 0
 
 
-def _reproduce_one(args, paper, models, compare, seeds, out_root, dataset, model, optimize_for):
+def _reproduce_one(args, seeds, out_root, dataset, model, optimize_for):
+    from keras_label_relaxation import models
+    from keras_label_relaxation.experiments import compare, paper
+
     data = _subset(_load_data(dataset, args.data_dir), QUICK_EXAMPLES if args.quick else None)
     epochs, lr, multiplier, steps = paper.schedule(model, dataset)
     if args.quick:  # the schedule compressed to QUICK_EPOCHS
         steps = tuple(s * QUICK_EPOCHS / epochs for s in steps)
         epochs = QUICK_EPOCHS
-        print(f"\n{args.table}: {model} on {dataset}, optimised for {optimize_for} "
-              f"({seeds} seed(s), {epochs} epochs)", flush=True)  # fmt: skip
-        results = compare(
-            lambda shape, classes, name=model: models.get_model(name, shape, classes),
-            data,
-            seeds=seeds,
-            optimize_for=optimize_for,
-            epochs=epochs,
-            batch_size=64,
-            optimizer=lambda lr=lr: paper_sgd(lr),
-            callbacks=lambda: [paper.PaperLearningRate(lr, multiplier, steps)],
-            out_dir=os.path.join(out_root, f"{dataset}_{model}_{optimize_for}"),
-            config={"table": args.table, "model": model, "quick": bool(args.quick)},
-            verbose=args.verbose,
-        )
-        published = paper.paper_rows(args.table, dataset, model, optimize_for)
-        print("| loss | acc (ours) | acc (paper) | ECE (ours) | ECE (paper) |")
-        print("| --- | --- | --- | --- | --- |")
-        for row in results.summary:
-            ref = published.get(row["loss"], {})
-            print(
-                f"| {row['loss']} | {row['accuracy']:.3f} ± {row['accuracy_std']:.3f} | "
-                f"{ref.get('acc', float('nan')):.3f} ± {ref.get('acc_std', float('nan')):.3f} | "
-                f"{row['ece']:.3f} ± {row['ece_std']:.3f} | "
-                f"{ref.get('ece', float('nan')):.3f} ± {ref.get('ece_std', float('nan')):.3f} |"
-            )
+    print(f"\n{args.table}: {model} on {dataset}, optimised for {optimize_for} "
+          f"({seeds} seed(s), {epochs} epochs)", flush=True)  # fmt: skip
+    results = compare(
+        lambda shape, classes, name=model: models.get_model(name, shape, classes),
+        data,
+        seeds=seeds,
+        optimize_for=optimize_for,
+        epochs=epochs,
+        batch_size=64,
+        optimizer=lambda lr=lr: paper_sgd(lr),
+        callbacks=lambda: [paper.PaperLearningRate(lr, multiplier, steps)],
+        out_dir=os.path.join(out_root, f"{dataset}_{model}_{optimize_for}"),
+        config={"table": args.table, "model": model, "quick": bool(args.quick)},
+        verbose=args.verbose,
+    )
+    published = paper.paper_rows(args.table, dataset, model, optimize_for)
+    print("| loss | acc (ours) | acc (paper) | ECE (ours) | ECE (paper) |")
+    print("| --- | --- | --- | --- | --- |")
+    for row in results.summary:
+        ref = published.get(row["loss"], {})
+        ours_acc = _mean_std(row["accuracy"], row["accuracy_std"])
+        ours_ece = _mean_std(row["ece"], row["ece_std"])
+        paper_acc = _mean_std(ref.get("acc"), ref.get("acc_std"))
+        paper_ece = _mean_std(ref.get("ece"), ref.get("ece_std"))
+        print(f"| {row['loss']} | {ours_acc} | {paper_acc} | {ours_ece} | {paper_ece} |")
+
+
+def _mean_std(mean, std):
+    """``mean ± std``, or a dash where the paper has no such row."""
+    return "—" if mean is None else f"{mean:.3f} ± {std:.3f}"
 
 
 def paper_sgd(learning_rate):

@@ -168,7 +168,7 @@ def _evaluate(logits, labels):
     }
 
 
-def _fit(model_factory, loss_hypermodel, param, x, y, epochs, batch_size, seed, callbacks, verbose):
+def _fit(loss_hypermodel, param, x, y, epochs, batch_size, seed, callbacks, verbose):
     keras.utils.set_random_seed(seed)
     hp = keras_tuner.HyperParameters()
     if loss_hypermodel.param_name is not None:
@@ -318,9 +318,8 @@ def _run_loss(
         callbacks=callbacks(), verbose=verbose,
     )  # fmt: skip
     model = _fit(
-        model_factory, hypermodel, param, data.x_train, data.y_train, epochs, batch_size, seed,
-        callbacks, verbose,
-    )  # fmt: skip
+        hypermodel, param, data.x_train, data.y_train, epochs, batch_size, seed, callbacks, verbose
+    )
     record = _evaluate(model.predict(data.x_test, verbose=0), data.y_test)
     record.update(
         param_name=LOSS_PARAMETERS[name],
@@ -337,7 +336,7 @@ def _run_temperature_scaling(
         data.x_train, data.y_train, CALIBRATION_FRACTION, seed
     )
     hypermodel = LossHyperModel(model_factory, "cross_entropy", optimizer=optimizer)
-    model = _fit(model_factory, hypermodel, None, x_fit, y_fit, epochs, batch_size, seed,
+    model = _fit(hypermodel, None, x_fit, y_fit, epochs, batch_size, seed,
                  callbacks, verbose)  # fmt: skip
     scaling = TemperatureScaling()
     temperature = scaling.fit(model.predict(x_cal, verbose=0), y_cal, method="grid")
