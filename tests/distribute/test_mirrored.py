@@ -1,0 +1,84 @@
+"""model.fit under tf.distribute.MirroredStrategy (2 logical CPUs) equals one device."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import pytest
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, os
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+    )
+    import keras
+    import keras_label_relaxation as klr
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 8)).astype("float32")
+    y = rng.integers(0, 4, 256)
+    one_hot = np.eye(4, dtype="float32")[y]
+    lam = rng.uniform(0.5, 1.0, (256, 1)).astype("float32")
+    soft = lam * one_hot + (1 - lam) * np.eye(4, dtype="float32")[rng.integers(0, 4, 256)]
+    binary = rng.integers(0, 2, (256, 4)).astype("float32")
+    cases = {f"{name}/{'sparse' if sparse else 'dense'}": (
+        lambda name=name, sparse=sparse: klr.get_loss(name, sparse=sparse, from_logits=True),
+        y if sparse else one_hot)
+        for name in klr.LOSS_PARAMETERS for sparse in (True, False)}
+    cases["label_relaxation/soft"] = (lambda: klr.LabelRelaxation(0.1, from_logits=True), soft)
+    cases["binary_label_relaxation"] = (
+        lambda: klr.BinaryLabelRelaxation(0.1, from_logits=True), binary)
+
+    keras.utils.set_random_seed(0)
+    weights = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)]).get_weights()
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+    def run(make_loss, targets, distributed):
+        def build():
+            model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
+            model.set_weights(weights)
+            metrics = ["accuracy"] if targets is not binary else []
+            if targets is not binary:
+                metrics += [klr.ExpectedCalibrationError(from_logits=True),
+                            klr.BrierScore(from_logits=True)]
+            model.compile(optimizer=keras.optimizers.SGD(0.1), loss=make_loss(), metrics=metrics)
+            return model
+        if distributed:
+            with strategy.scope():
+                model = build()
+        else:
+            model = build()
+        history = model.fit(x, targets, batch_size=64, epochs=2, shuffle=False, verbose=0)
+        return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+    out = {}
+    for name, (make_loss, targets) in cases.items():
+        out[name] = {"one": run(make_loss, targets, False), "two": run(make_loss, targets, True)}
+    print(json.dumps({"replicas": strategy.num_replicas_in_sync, "results": out}))
+    """
+)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.distribute test")
+def test_fit_under_mirrored_strategy_equals_one_device_for_every_loss():
+    env = dict(os.environ, KERAS_BACKEND="tensorflow")
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    values = json.loads(result.stdout.strip().splitlines()[-1])
+    assert values["replicas"] == 2
+    assert len(values["results"]) == 12
+    for name, runs in values["results"].items():
+        assert set(runs["one"]) == set(runs["two"]), name
+        for key, series in runs["one"].items():
+            assert runs["two"][key] == pytest.approx(series, abs=1e-5), (name, key)
+        assert runs["one"]["loss"][-1] < runs["one"]["loss"][0], name  # training moved
