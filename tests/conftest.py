@@ -1,4 +1,8 @@
+import json
 import os
+import subprocess
+import sys
+import textwrap
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -62,3 +66,34 @@ def finite_difference_grad(fn, x, h=1e-6):
 
 def to_numpy(x):
     return keras.ops.convert_to_numpy(x)
+
+
+# Run before any test body: TensorFlow's logical devices must be set before it initialises,
+# hence a subprocess. The body sees np, tf, keras, klr and data x (256, 8), y (256,) in [0, 4).
+_TWO_CPUS_PREAMBLE = """
+import json, os
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+)
+import keras
+import keras_label_relaxation as klr
+
+rng = np.random.default_rng(0)
+x = rng.standard_normal((256, 8)).astype("float32")
+y = rng.integers(0, 4, 256)
+"""
+
+
+def run_on_two_logical_cpus(body, timeout=300):
+    """Run ``body`` in a TensorFlow process with 2 logical CPUs; return its last line as JSON."""
+    script = _TWO_CPUS_PREAMBLE + textwrap.dedent(body)
+    env = dict(os.environ, KERAS_BACKEND="tensorflow")
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=timeout
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])

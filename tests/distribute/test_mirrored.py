@@ -1,30 +1,11 @@
 """model.fit under tf.distribute.MirroredStrategy (2 logical CPUs) equals one device."""
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
-
 import keras
 import pytest
 
-SCRIPT = textwrap.dedent(
-    """
-    import json, os
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    import numpy as np
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
-    )
-    import keras
-    import keras_label_relaxation as klr
+from tests.conftest import run_on_two_logical_cpus
 
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((256, 8)).astype("float32")
-    y = rng.integers(0, 4, 256)
+SCRIPT = """
     one_hot = np.eye(4, dtype="float32")[y]
     lam = rng.uniform(0.5, 1.0, (256, 1)).astype("float32")
     soft = lam * one_hot + (1 - lam) * np.eye(4, dtype="float32")[rng.integers(0, 4, 256)]
@@ -64,17 +45,11 @@ SCRIPT = textwrap.dedent(
         out[name] = {"one": run(make_loss, targets, False), "two": run(make_loss, targets, True)}
     print(json.dumps({"replicas": strategy.num_replicas_in_sync, "results": out}))
     """
-)
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.distribute test")
 def test_fit_under_mirrored_strategy_equals_one_device_for_every_loss():
-    env = dict(os.environ, KERAS_BACKEND="tensorflow")
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    values = json.loads(result.stdout.strip().splitlines()[-1])
+    values = run_on_two_logical_cpus(SCRIPT, timeout=600)
     assert values["replicas"] == 2
     assert len(values["results"]) == 12
     for name, runs in values["results"].items():

@@ -1,30 +1,11 @@
 """ECE under tf.distribute.MirroredStrategy on 2 logical CPU devices equals one device."""
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
-
 import keras
 import pytest
 
-SCRIPT = textwrap.dedent(
-    """
-    import json, os
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    import numpy as np
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
-    )
-    import keras
-    import keras_label_relaxation as klr
+from tests.conftest import run_on_two_logical_cpus
 
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((256, 8)).astype("float32")
-    y = rng.integers(0, 4, 256)
+SCRIPT = """
     keras.utils.set_random_seed(0)
     single = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
     weights = single.get_weights()
@@ -56,17 +37,11 @@ SCRIPT = textwrap.dedent(
     print(json.dumps({"replicas": strategy.num_replicas_in_sync, "single": one, "mirrored": two,
                       "counted": counted, "streamed": streamed}))
     """
-)
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.distribute test")
 def test_metric_values_under_mirrored_strategy_equal_single_device():
-    env = dict(os.environ, KERAS_BACKEND="tensorflow")
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    values = json.loads(result.stdout.strip().splitlines()[-1])
+    values = run_on_two_logical_cpus(SCRIPT, timeout=300)
     assert values["replicas"] == 2
     for key in ("ece", "classwise_ece", "brier_score", "loss"):
         assert values["mirrored"][key] == pytest.approx(values["single"][key], abs=1e-5), key
