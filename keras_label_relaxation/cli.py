@@ -37,10 +37,8 @@ def _load_data(dataset, data_dir):
             missing = {"x_train", "y_train", "x_test", "y_test"} - set(arrays.files)
             if missing:
                 raise ValueError(f"{dataset} lacks the arrays {sorted(missing)}")
-            splits = {k: (arrays[f"x_{k}"], arrays[f"y_{k}"]) for k in ("train", "test")}
-        return datasets.from_arrays(
-            os.path.basename(dataset)[:-4], *splits["train"], *splits["test"]
-        )
+            splits = [arrays[k] for k in ("x_train", "y_train", "x_test", "y_test")]
+        return datasets.from_arrays(os.path.basename(dataset)[:-4], *splits)
     return datasets.load(dataset, data_dir=data_dir)
 
 

@@ -148,7 +148,8 @@ class _Store:
         self.done[(record["seed"], record["loss"])] = record
 
 
-def _evaluate(logits, labels):
+def evaluate_logits(logits, labels):
+    """Accuracy, ECE (15 bins), NLL, Brier score and the ECE bins of test logits."""
     logits = np.asarray(logits, dtype=np.float64)
     log_probs = logits - logits.max(-1, keepdims=True)
     log_probs -= np.log(np.exp(log_probs).sum(-1, keepdims=True))
@@ -320,7 +321,7 @@ def _run_loss(
     model = _fit(
         hypermodel, param, data.x_train, data.y_train, epochs, batch_size, seed, callbacks, verbose
     )
-    record = _evaluate(model.predict(data.x_test, verbose=0), data.y_test)
+    record = evaluate_logits(model.predict(data.x_test, verbose=0), data.y_test)
     record.update(
         param_name=LOSS_PARAMETERS[name],
         param=param,
@@ -340,7 +341,7 @@ def _run_temperature_scaling(
                  callbacks, verbose)  # fmt: skip
     scaling = TemperatureScaling()
     temperature = scaling.fit(model.predict(x_cal, verbose=0), y_cal, method="grid")
-    record = _evaluate(model.predict(data.x_test, verbose=0) / temperature, data.y_test)
+    record = evaluate_logits(model.predict(data.x_test, verbose=0) / temperature, data.y_test)
     record.update(param_name="temperature", param=temperature, search_scores={})
     return record
 

@@ -8,24 +8,11 @@ accuracy, NLL and ECE (15 bins) for both.
 """
 
 import keras
-import numpy as np
 
 from keras_label_relaxation.datasets import load, resample, standardize
+from keras_label_relaxation.experiments.compare import evaluate_logits
 from keras_label_relaxation.losses import get_loss
-from keras_label_relaxation.metrics import expected_calibration_error
 from keras_label_relaxation.models import simple_dense
-
-
-def _evaluate(model, x, y):
-    logits = model.predict(x, verbose=0)
-    probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits))
-    nll = keras.metrics.SparseCategoricalCrossentropy(from_logits=True)
-    nll.update_state(y, logits)
-    return {
-        "accuracy": float(np.mean(probs.argmax(axis=-1) == y)),
-        "nll": float(nll.result()),
-        "ece": expected_calibration_error(y, probs, num_bins=15),
-    }
 
 
 def run_demo(epochs=25, alpha=0.1, seed=0, test_fraction=0.2, verbose=0):
@@ -54,7 +41,8 @@ def run_demo(epochs=25, alpha=0.1, seed=0, test_fraction=0.2, verbose=0):
             metrics=["accuracy"],
         )
         model.fit(x_train, y_train, batch_size=64, epochs=epochs, verbose=verbose)
-        results[name] = _evaluate(model, x_test, y_test)
+        scores = evaluate_logits(model.predict(x_test, verbose=0), y_test)
+        results[name] = {key: scores[key] for key in ("accuracy", "nll", "ece")}
     return results
 
 
