@@ -57,11 +57,14 @@ def log_probabilities(y_pred, from_logits, axis=-1):
 def cross_entropy(y_true, y_pred, from_logits, sparse):
     """Per-sample cross-entropy ``-sum_k y_k log p_k`` from Keras' fused op.
 
-    For an integer or one-hot target this is ``-log p(y)``.
+    For an integer or one-hot target this is ``-log p(y)``, in ``y_pred``'s
+    dtype (JAX with 64-bit types enabled builds its one-hot in float64).
     """
     if sparse:
-        return ops.sparse_categorical_crossentropy(y_true, y_pred, from_logits=from_logits)
-    return ops.categorical_crossentropy(y_true, y_pred, from_logits=from_logits)
+        loss = ops.sparse_categorical_crossentropy(y_true, y_pred, from_logits=from_logits)
+    else:
+        loss = ops.categorical_crossentropy(y_true, y_pred, from_logits=from_logits)
+    return ops.cast(loss, y_pred.dtype)
 
 
 def gather_class(values, labels):

@@ -77,3 +77,19 @@ def bernoulli_relaxation(targets, p, alpha):
             boundary = np.array([1.0 - alpha, alpha])
             out[idx] = kl(boundary, np.array([pp, 1.0 - pp]))
     return out.mean(axis=-1)
+
+
+def ece_loop(labels, probs, num_bins):
+    """Top-label ECE by an explicit per-sample loop over equal-width bins."""
+    bins = [[] for _ in range(num_bins)]
+    for y, p in zip(labels, probs):
+        c = max(p)
+        b = min(int(c * num_bins), num_bins - 1)
+        bins[b].append((c, float(np.argmax(p) == y)))
+    total = 0.0
+    for members in bins:
+        if members:
+            conf = sum(c for c, _ in members) / len(members)
+            acc = sum(a for _, a in members) / len(members)
+            total += len(members) / len(labels) * abs(acc - conf)
+    return total

@@ -181,6 +181,11 @@ class _BinnedCalibrationMetric(keras.metrics.Metric):
         ):
             variable.assign_add(ops.cast(value, self.dtype))
 
+    def _state(self):
+        """The three bin sums as tensors (JAX ops do not take Keras variables)."""
+        state = (self.bin_weight, self.bin_confidence, self.bin_correct)
+        return tuple(ops.convert_to_tensor(v) for v in state)
+
     def reset_state(self):
         for variable in (self.bin_weight, self.bin_confidence, self.bin_correct):
             # ops.zeros, not ops.zeros_like(variable): the latter fails on JAX.
@@ -220,7 +225,7 @@ class ExpectedCalibrationError(_BinnedCalibrationMetric):
         super().__init__(num_bins, from_logits, name, dtype)
 
     def result(self):
-        return _ece_from_bins(self.bin_weight, self.bin_confidence, self.bin_correct)
+        return _ece_from_bins(*self._state())
 
 
 @_SERIALIZABLE
@@ -246,7 +251,7 @@ class MaximumCalibrationError(_BinnedCalibrationMetric):
         super().__init__(num_bins, from_logits, name, dtype)
 
     def result(self):
-        return _mce_from_bins(self.bin_weight, self.bin_confidence, self.bin_correct)
+        return _mce_from_bins(*self._state())
 
 
 @_SERIALIZABLE
@@ -308,7 +313,7 @@ class ClasswiseExpectedCalibrationError(_BinnedCalibrationMetric):
         return per_bin(w), per_bin(w * probs), per_bin(w * hit)
 
     def result(self):
-        return ops.mean(_ece_from_bins(self.bin_weight, self.bin_confidence, self.bin_correct))
+        return ops.mean(_ece_from_bins(*self._state()))
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}

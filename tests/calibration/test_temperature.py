@@ -6,7 +6,7 @@ import pytest
 
 import keras_label_relaxation as klr
 from tests import oracle
-from tests.metrics.test_calibration_error import _ece_loop
+from tests.oracle import ece_loop as _ece_loop
 
 
 def _calibrated_logits(rng, n=5000, k=10, scale=1.5):

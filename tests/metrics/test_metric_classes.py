@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import keras_label_relaxation as klr
-from tests.metrics.test_calibration_error import _ece_loop
+from tests.oracle import ece_loop as _ece_loop
 
 
 def _mce_loop(labels, probs, num_bins):
