@@ -7,14 +7,18 @@ BIN := $(VENV)/bin
 # comparison tests (torch, label-relaxation) skip instead of pulling CUDA wheels.
 TORCH_WHEELS ?= /opt/wheels
 COMMA := ,
-PEERS := $(if $(wildcard $(TORCH_WHEELS)/torch-2.13.0+cpu-*.whl),$(COMMA)peers,)
+HAVE_TORCH_CPU := $(wildcard $(TORCH_WHEELS)/torch-2.13.0+cpu-*.whl)
+PEERS := $(if $(HAVE_TORCH_CPU),$(COMMA)peers,)
+# The core (losses, metrics, calibration and their docstrings) runs under every backend.
+CORE_TESTS := tests/losses tests/metrics tests/calibration \
+	keras_label_relaxation/losses keras_label_relaxation/metrics keras_label_relaxation/calibration
 
-.PHONY: demo test lint benchmark clean
+.PHONY: demo test test-backends lint benchmark clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --find-links $(TORCH_WHEELS) -e ".[test$(PEERS)]"
+	$(BIN)/python -m pip install --quiet --find-links $(TORCH_WHEELS) -e ".[test,jax$(PEERS)]"
 	touch $@
 
 demo: $(BIN)/.installed
@@ -26,6 +30,16 @@ lint: $(BIN)/.installed
 
 test: lint
 	$(BIN)/python -m pytest
+	$(MAKE) test-backends
+
+# JAX with 64-bit types, so that the float64 oracles compare at float64 precision.
+test-backends: $(BIN)/.installed
+	JAX_ENABLE_X64=1 KERAS_BACKEND=jax $(BIN)/python -m pytest -p no:cacheprovider $(CORE_TESTS)
+ifneq ($(HAVE_TORCH_CPU),)
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -p no:cacheprovider $(CORE_TESTS)
+else
+	@echo "torch backend tests skipped: no CPU build of torch 2.13.0 in $(TORCH_WHEELS)"
+endif
 
 benchmark: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet --find-links $(TORCH_WHEELS) -e ".[bench]"

@@ -79,6 +79,16 @@ def mean(x, axis=None):
     return ops.sum(x, axis=axis) / ops.cast(count, x.dtype)
 
 
+def segment_sum(data, segment_ids, num_segments):
+    """Sums of the rows of ``data`` per id in ``segment_ids`` (ids in ``[0, num_segments)``).
+
+    ``ops.scatter`` accumulates duplicate ids on every backend and keeps the dtype;
+    Keras' torch ``segment_sum`` and ``bincount`` compute in float32.
+    """
+    segment_ids = ops.expand_dims(ops.cast(segment_ids, "int32"), axis=-1)
+    return ops.scatter(segment_ids, data, (num_segments, *data.shape[1:]))
+
+
 def log1mexp(x):
     """``log(1 - exp(x))`` for ``x < 0``, accurate everywhere (Maechler, 2012).
 

@@ -80,14 +80,16 @@ def _prepare(y_true, y_pred, sample_weight, from_logits):
 
 
 def _bin_index(confidence, num_bins):
-    index = ops.cast(ops.floor(confidence * num_bins), "int32")
+    # Confidences are >= 0, so the cast's truncation is the floor. Not ops.floor: Keras'
+    # torch backend rounds a float64 argument to float32 first (0.4 - 1e-9 lands in bin 6).
+    index = ops.cast(confidence * num_bins, "int32")
     return ops.clip(index, 0, num_bins - 1)
 
 
 def _bin_sums(confidence, correct, weights, num_bins):
-    """Per-bin (weight, summed confidence, summed correctness) as one ``segment_sum``."""
+    """Per-bin (weight, summed confidence, summed correctness) as one segment sum."""
     stacked = ops.stack([weights, weights * confidence, weights * correct], axis=-1)
-    sums = ops.segment_sum(stacked, _bin_index(confidence, num_bins), num_segments=num_bins)
+    sums = _numerics.segment_sum(stacked, _bin_index(confidence, num_bins), num_bins)
     return sums[:, 0], sums[:, 1], sums[:, 2]
 
 
@@ -307,7 +309,7 @@ class ClasswiseExpectedCalibrationError(_BinnedCalibrationMetric):
         w = ops.broadcast_to(weights[:, None], ops.shape(probs))
 
         def per_bin(values):
-            summed = ops.segment_sum(ops.reshape(values, (-1,)), segments, num_segments=k * b)
+            summed = _numerics.segment_sum(ops.reshape(values, (-1,)), segments, k * b)
             return ops.reshape(summed, (k, b))
 
         return per_bin(w), per_bin(w * probs), per_bin(w * hit)
