@@ -68,9 +68,32 @@ def to_numpy(x):
     return keras.ops.convert_to_numpy(x)
 
 
-# Run before any test body: TensorFlow's logical devices must be set before it initialises,
-# hence a subprocess. The body sees np, tf, keras, klr and data x (256, 8), y (256,) in [0, 4).
-_TWO_CPUS_PREAMBLE = """
+# Data and the loss variants the distribution tests train with (x (256, 8), y (256,) in
+# [0, 4); ``cases`` maps a name to (loss factory, targets): every loss of the registry,
+# sparse and dense, soft-target label relaxation and binary label relaxation).
+_DATA_AND_CASES = """
+import keras
+import keras_label_relaxation as klr
+
+rng = np.random.default_rng(0)
+x = rng.standard_normal((256, 8)).astype("float32")
+y = rng.integers(0, 4, 256)
+one_hot = np.eye(4, dtype="float32")[y]
+lam = rng.uniform(0.5, 1.0, (256, 1)).astype("float32")
+soft = lam * one_hot + (1 - lam) * np.eye(4, dtype="float32")[rng.integers(0, 4, 256)]
+binary = rng.integers(0, 2, (256, 4)).astype("float32")
+cases = {f"{name}/{'sparse' if sparse else 'dense'}": (
+    lambda name=name, sparse=sparse: klr.get_loss(name, sparse=sparse, from_logits=True),
+    y if sparse else one_hot)
+    for name in klr.LOSS_PARAMETERS for sparse in (True, False)}
+cases["label_relaxation/soft"] = (lambda: klr.LabelRelaxation(0.1, from_logits=True), soft)
+cases["binary_label_relaxation"] = (
+    lambda: klr.BinaryLabelRelaxation(0.1, from_logits=True), binary)
+"""
+
+# Devices must be configured before the backend initialises, hence a subprocess.
+_TWO_DEVICES = {
+    "tensorflow": """
 import json, os
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import numpy as np
@@ -79,19 +102,25 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
 )
-import keras
-import keras_label_relaxation as klr
+""",
+    "jax": """
+import json, os
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+import numpy as np
+import jax
+assert len(jax.devices("cpu")) == 2
+""",
+}
 
-rng = np.random.default_rng(0)
-x = rng.standard_normal((256, 8)).astype("float32")
-y = rng.integers(0, 4, 256)
-"""
 
+def run_on_two_devices(backend, body, timeout=300):
+    """Run ``body`` in a ``backend`` process with 2 CPU devices; return its last line as JSON.
 
-def run_on_two_logical_cpus(body, timeout=300):
-    """Run ``body`` in a TensorFlow process with 2 logical CPUs; return its last line as JSON."""
-    script = _TWO_CPUS_PREAMBLE + textwrap.dedent(body)
-    env = dict(os.environ, KERAS_BACKEND="tensorflow")
+    TensorFlow splits the CPU into 2 logical devices, JAX into 2 host-platform devices.
+    The body sees np, keras, klr (and tf or jax), the data and ``cases`` above.
+    """
+    script = _TWO_DEVICES[backend] + _DATA_AND_CASES + textwrap.dedent(body)
+    env = dict(os.environ, KERAS_BACKEND=backend)
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=timeout
     )

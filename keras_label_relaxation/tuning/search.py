@@ -1,6 +1,7 @@
 """The paper's parameter search: a grid over a 1/6 hold-out, scored at the final epoch."""
 
 import functools
+import math
 
 import keras
 import keras_tuner
@@ -47,6 +48,11 @@ class FinalEpochGridSearch(keras_tuner.Tuner):
     search resumed from its directory scores exactly as an uninterrupted one
     (the oracle is ``ResumableGridSearchOracle``).
 
+    In keras-tuner's distributed mode (the ``KERASTUNER_TUNER_ID``,
+    ``KERASTUNER_ORACLE_IP`` and ``KERASTUNER_ORACLE_PORT`` environment
+    variables) the chief's tuner serves the oracle and the workers' tuners run
+    the trials; ``completed_trials`` holds the trials this tuner ran itself.
+
     Args:
         hypermodel: A ``keras_tuner.HyperModel``.
         objective: A ``keras_tuner.Objective``.
@@ -63,7 +69,16 @@ class FinalEpochGridSearch(keras_tuner.Tuner):
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
         self.trial_seed = seed
+        #: ``{trial_id: (hyperparameters, final-epoch objective)}`` of the trials this tuner
+        #: completed itself (in a distributed search, a worker's share of the grid).
+        self.completed_trials = {}
+        self._last_score = {}
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+
+    @property
+    def is_worker(self):
+        """Whether this tuner is a worker of a distributed search (its oracle is the chief's)."""
+        return not isinstance(self.oracle, keras_tuner.Oracle)
 
     def run_trial(self, trial, *args, **kwargs):
         keras.utils.set_random_seed(self.trial_seed)
@@ -75,7 +90,14 @@ class FinalEpochGridSearch(keras_tuner.Tuner):
             raise ValueError(
                 f"The objective {name!r} is not among the logged metrics {sorted(history.history)}."
             )
-        return {name: float(history.history[name][-1])}
+        self._last_score[trial.trial_id] = float(history.history[name][-1])
+        return {name: self._last_score[trial.trial_id]}
+
+    def on_trial_end(self, trial):
+        score = self._last_score.pop(trial.trial_id, None)
+        if trial.status == "COMPLETED" and score is not None:
+            self.completed_trials[trial.trial_id] = (trial.hyperparameters.copy(), score)
+        super().on_trial_end(trial)
 
 
 def search(
@@ -100,6 +122,15 @@ def search(
     (``"ece"``). State lives in ``directory/project_name``: calling again with
     the same directory resumes and never repeats a finished trial.
 
+    Distributed search: run the same call in a chief and in workers whose
+    environments set keras-tuner's ``KERASTUNER_TUNER_ID`` (``"chief"``, then
+    one id per worker: ``"tuner0"``, ``"tuner1"``...), ``KERASTUNER_ORACLE_IP``
+    and ``KERASTUNER_ORACLE_PORT`` (the chief's address). The chief serves the
+    grid (each value goes to exactly one worker) until every worker that asked
+    for a trial has been told the grid is done; then it returns the result.
+    Start the workers with the chief: one that first asks after the chief has
+    returned waits for it (keras-tuner's client gives up after an hour).
+
     Args:
         hypermodel: A ``LossHyperModel``.
         x, y: Training data (labels as the hypermodel expects them).
@@ -115,6 +146,8 @@ def search(
     Returns:
         ``(best_value, scores)``: the best parameter (``None`` for a loss
         without one) and ``{value: final-epoch objective}`` for every trial.
+        A worker of a distributed search returns ``(None, scores)`` for the
+        trials it ran itself.
     """
     import tempfile
 
@@ -139,6 +172,10 @@ def search(
         callbacks=list(callbacks or []),
         verbose=verbose,
     )
+    if tuner.is_worker:  # the chief holds the grid; a worker knows the trials it ran
+        own = tuner.completed_trials.values()
+        scores = {float(hp.get(hypermodel.param_name)): s for hp, s in own if not math.isnan(s)}
+        return None, dict(sorted(scores.items()))
     scores = {}
     for trial in tuner.oracle.trials.values():
         if trial.status == "COMPLETED":

@@ -3,21 +3,9 @@
 import keras
 import pytest
 
-from tests.conftest import run_on_two_logical_cpus
+from tests.conftest import run_on_two_devices
 
 SCRIPT = """
-    one_hot = np.eye(4, dtype="float32")[y]
-    lam = rng.uniform(0.5, 1.0, (256, 1)).astype("float32")
-    soft = lam * one_hot + (1 - lam) * np.eye(4, dtype="float32")[rng.integers(0, 4, 256)]
-    binary = rng.integers(0, 2, (256, 4)).astype("float32")
-    cases = {f"{name}/{'sparse' if sparse else 'dense'}": (
-        lambda name=name, sparse=sparse: klr.get_loss(name, sparse=sparse, from_logits=True),
-        y if sparse else one_hot)
-        for name in klr.LOSS_PARAMETERS for sparse in (True, False)}
-    cases["label_relaxation/soft"] = (lambda: klr.LabelRelaxation(0.1, from_logits=True), soft)
-    cases["binary_label_relaxation"] = (
-        lambda: klr.BinaryLabelRelaxation(0.1, from_logits=True), binary)
-
     keras.utils.set_random_seed(0)
     weights = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)]).get_weights()
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -49,7 +37,7 @@ SCRIPT = """
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.distribute test")
 def test_fit_under_mirrored_strategy_equals_one_device_for_every_loss():
-    values = run_on_two_logical_cpus(SCRIPT, timeout=600)
+    values = run_on_two_devices("tensorflow", SCRIPT, timeout=600)
     assert values["replicas"] == 2
     assert len(values["results"]) == 12
     for name, runs in values["results"].items():

@@ -3,7 +3,7 @@
 import keras
 import pytest
 
-from tests.conftest import run_on_two_logical_cpus
+from tests.conftest import run_on_two_devices
 
 SCRIPT = """
     keras.utils.set_random_seed(0)
@@ -41,7 +41,7 @@ SCRIPT = """
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.distribute test")
 def test_metric_values_under_mirrored_strategy_equal_single_device():
-    values = run_on_two_logical_cpus(SCRIPT, timeout=300)
+    values = run_on_two_devices("tensorflow", SCRIPT, timeout=300)
     assert values["replicas"] == 2
     for key in ("ece", "classwise_ece", "brier_score", "loss"):
         assert values["mirrored"][key] == pytest.approx(values["single"][key], abs=1e-5), key
