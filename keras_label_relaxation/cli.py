@@ -58,7 +58,9 @@ def _scale_setup(args):
         return tf.distribute.MirroredStrategy().scope()
     raise SystemExit(
         "--strategy multiworker: Keras' model.fit does not run under "
-        "MultiWorkerMirroredStrategy (keras-team/keras#20585); not supported by `klr` yet."
+        "MultiWorkerMirroredStrategy (keras-team/keras#20585), and `klr` trains with fit. "
+        "Train on several hosts with a custom loop (examples/multiworker.py, README: "
+        "'Several machines')."
     )
 
 

@@ -36,7 +36,12 @@ from keras_label_relaxation.experiments.ranks import average_ranks
 from keras_label_relaxation.losses.registry import LOSS_PARAMETERS, canonical_loss_name
 from keras_label_relaxation.metrics import ExpectedCalibrationError, brier_score
 from keras_label_relaxation.metrics.reliability import reliability_diagram
-from keras_label_relaxation.tuning import LossHyperModel, get_objective, search
+from keras_label_relaxation.tuning import (
+    LossHyperModel,
+    get_objective,
+    replica_batch_size,
+    search,
+)
 
 #: The paper's abbreviations.
 LOSS_LABELS = {
@@ -176,6 +181,7 @@ def _fit(loss_hypermodel, param, x, y, epochs, batch_size, seed, callbacks, verb
         hp.Choice(loss_hypermodel.param_name, list(loss_hypermodel.grid))
         hp.values[loss_hypermodel.param_name] = param
     model = loss_hypermodel.build(hp)
+    batch_size = replica_batch_size(batch_size, len(y))
     model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose, callbacks=callbacks())
     return model
 

@@ -9,6 +9,7 @@ from keras_label_relaxation.tuning.hypermodel import (
 from keras_label_relaxation.tuning.search import (
     FinalEpochGridSearch,
     ResumableGridSearchOracle,
+    replica_batch_size,
     search,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "LossHyperModel",
     "ResumableGridSearchOracle",
     "get_objective",
+    "replica_batch_size",
     "search",
 ]

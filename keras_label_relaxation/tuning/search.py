@@ -39,6 +39,44 @@ class ResumableGridSearchOracle(keras_tuner.oracles.GridSearchOracle):
         self._populate_next = [t for t in ids if t in set(self.end_order)]
 
 
+def replica_batch_size(batch_size, num_examples):
+    """A global batch size whose *first* batch splits evenly over the replicas.
+
+    Under a ``tf.distribute`` strategy (``MirroredStrategy``), Keras' ``fit`` and
+    ``evaluate`` fail when the first batch does not split evenly over the
+    replicas: an odd global batch, or fewer examples than one batch. Later
+    batches may be ragged. So ``batch_size`` must be a multiple of the replica
+    count, and a data set smaller than one batch gets the largest multiple of
+    the replica count that fits (its remainder forms a second, short batch).
+    Outside a strategy, and on the JAX and torch backends, ``batch_size`` is
+    returned as it is.
+
+    Example:
+    >>> replica_batch_size(64, 1000)
+    64
+    """
+    if keras.backend.backend() != "tensorflow":
+        return batch_size
+    import tensorflow as tf
+
+    strategy = tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    if replicas == 1:
+        return batch_size
+    name = type(strategy).__name__
+    if batch_size % replicas:
+        raise ValueError(
+            f"Invalid value for argument `batch_size`: the global batch must split evenly over "
+            f"the {replicas} replicas of {name}. Received: batch_size={batch_size}"
+        )
+    if num_examples < replicas:
+        raise ValueError(
+            f"{name} with {replicas} replicas needs at least {replicas} examples per data "
+            f"set. Received: {num_examples} examples"
+        )
+    return batch_size if num_examples >= batch_size else num_examples - num_examples % replicas
+
+
 class FinalEpochGridSearch(keras_tuner.Tuner):
     """Grid search that scores a trial by its *final* epoch, and resumes safely.
 
@@ -168,7 +206,8 @@ def search(
         y_fit,
         validation_data=(x_val, y_val),
         epochs=epochs,
-        batch_size=batch_size,
+        batch_size=replica_batch_size(batch_size, len(y_fit)),
+        validation_batch_size=replica_batch_size(batch_size, len(y_val)),
         callbacks=list(callbacks or []),
         verbose=verbose,
     )
