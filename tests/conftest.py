@@ -55,6 +55,10 @@ def value_and_grad(fn, x):
 
 def finite_difference_grad(fn, x, h=1e-6):
     """Central differences of ``sum(fn(x))`` with respect to every entry of ``x`` (float64)."""
+    if keras.backend.backend() == "jax":  # one compilation instead of 2 x.size eager calls
+        import jax
+
+        fn = jax.jit(fn)
     numeric = np.zeros_like(x)
     for idx in np.ndindex(x.shape):
         up, down = x.copy(), x.copy()
