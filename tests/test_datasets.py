@@ -232,3 +232,13 @@ def test_pipeline_without_augmentation_preserves_data_and_one_hot_labels():
     batches = _first_batches(datasets.make_dataset(x, y, batch_size=2, num_classes=3), n=3)
     np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), x)
     np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), np.eye(3)[y])
+
+
+def test_augmented_images_stay_float32_under_mixed_precision(restore_policy):
+    import keras
+
+    keras.config.set_dtype_policy("mixed_float16")
+    x = np.random.default_rng(0).uniform(size=(8, 32, 32, 3)).astype("float32")
+    dataset = datasets.make_dataset(x, np.zeros(8, "int64"), batch_size=8, augment=True)
+    ((xa, _),) = _first_batches(dataset, 1)
+    assert xa.dtype == np.float32

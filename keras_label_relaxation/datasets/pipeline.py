@@ -8,11 +8,14 @@ def augmentation(seed=0):
 
     Keras preprocessing layers (usable inside ``tf.data`` with any backend);
     shifted-in pixels repeat the nearest edge, as ``ImageDataGenerator`` did.
+    They keep float32 images under a mixed-precision policy (the model casts).
     """
     return keras.Sequential(
         [
-            keras.layers.RandomFlip("horizontal", seed=seed),
-            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed + 1),
+            keras.layers.RandomFlip("horizontal", seed=seed, dtype="float32"),
+            keras.layers.RandomTranslation(
+                0.1, 0.1, fill_mode="nearest", seed=seed + 1, dtype="float32"
+            ),
         ],
         name="augmentation",
     )
