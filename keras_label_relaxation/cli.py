@@ -112,6 +112,7 @@ def _compare(args):
             out_dir=out,
             config={"model": args.model, "limit": args.limit},
             verbose=args.verbose,
+            test_fraction=args.test_fraction,
         )
     print(results.to_markdown())
     return 0
@@ -180,6 +181,13 @@ def paper_sgd(learning_rate):
     return keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9, nesterov=True)
 
 
+def _fraction(text):
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text}")
+    return value
+
+
 def _positive_int(text):
     value = int(text)
     if value < 1:
@@ -235,6 +243,11 @@ def build_parser():
     compare.add_argument(
         "--limit", type=_positive_int, help="use at most this many training examples"
     )
+    compare.add_argument(
+        "--test-fraction", type=_fraction,
+        help="share of the pooled data each seed tests on (default: the data's own test size; "
+        "needed for data without a test split, e.g. an IDX directory of t10k files only)",
+    )  # fmt: skip
     compare.add_argument("--data-dir", help="tensorflow-datasets data directory")
     compare.add_argument("--out", help="output directory (default: klr-results/...)")
     compare.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2))

@@ -202,6 +202,7 @@ def compare(
     config=None,
     verbose=0,
     progress=print,
+    test_fraction=None,
 ):
     """Run the paper's protocol for several losses and seeds; return the results table.
 
@@ -228,6 +229,8 @@ def compare(
             into the same ``out_dir`` must match it.
         verbose: Keras' ``fit`` verbosity.
         progress: Callable receiving progress lines (``None`` to silence).
+        test_fraction: Share of the pooled data each seed tests on; ``None``
+            keeps the size of ``data``'s test split (which must then exist).
 
     Returns:
         A ``ComparisonResults``.
@@ -257,6 +260,13 @@ def compare(
         "temperature_scaling": bool(temperature_scaling),
         "data_fingerprint": _fingerprint(data),
     }
+    if test_fraction is not None:
+        run_config["test_fraction"] = float(test_fraction)
+    elif len(data.y_test) == 0:
+        raise ValueError(
+            f"Data set {data.name!r} has no test split: pass `test_fraction` (the share of the "
+            "data each seed tests on; `klr compare --test-fraction`)."
+        )
     out_dir = out_dir or tempfile.mkdtemp(prefix="klr-compare-")
     store = _Store(out_dir, run_config)
     units = [(seed, name) for seed in range(seeds) for name in names]
@@ -274,7 +284,7 @@ def compare(
         if finished_here:
             eta = f", ETA {_duration((time.monotonic() - started) / finished_here * remaining)}"
         progress(f"[{index}/{len(units)}] seed {seed}, {label}: running{eta}")
-        seed_data = standardize(resample(data, seed))
+        seed_data = standardize(resample(data, seed, test_fraction))
         model_factory = _model_factory(build_model, seed_data)
         unit_start = time.monotonic()
         if name == TS_LABEL:

@@ -101,6 +101,31 @@ def test_npz_dataset_through_the_cli(tmp_path, capsys):
     assert "on mine (1000 train, 200 test)" in capsys.readouterr().out
 
 
+def test_data_without_a_test_split_needs_a_test_fraction(tmp_path, capsys):
+    # An IDX directory holding only t10k files (like ../shared/data/mnist-test).
+    x, y = datasets.load_digits()
+    data = datasets.from_arrays("t10k", x[:600], y[:600], x[:0], y[:0])
+    with pytest.raises(ValueError, match="no test split: pass `test_fraction`"):
+        compare(models.simple_dense, data, losses=["ce"], progress=None, out_dir=str(tmp_path))
+    images = np.round(x[:600, ..., 0] * 255).astype(np.uint8)
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    for name, array in (("t10k-images-idx3-ubyte", images), ("t10k-labels-idx1-ubyte", y[:600])):
+        header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+            int(n).to_bytes(4, "big") for n in array.shape
+        )
+        (idx / name).write_bytes(header + array.astype(np.uint8).tobytes())
+    code = main(["compare", "--dataset", str(idx), "--losses", "ce", "--epochs", "1",
+                 "--test-fraction", "0.25", "--out", str(tmp_path / "out")])  # fmt: skip
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "| CE |" in table
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["test_fraction"] == 0.25
+    with pytest.raises(SystemExit):
+        main(["compare", "--test-fraction", "1.5"])
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
