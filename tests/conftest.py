@@ -130,3 +130,13 @@ def run_on_two_devices(backend, body, timeout=300):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def assert_histories_agree(results, abs_tolerance=1e-5):
+    """Every run's History on one device ("one") equals the distributed run's ("two")."""
+    assert len(results) == 12
+    for name, runs in results.items():
+        assert set(runs["one"]) == set(runs["two"]), name
+        for key, series in runs["one"].items():
+            assert runs["two"][key] == pytest.approx(series, abs=abs_tolerance), (name, key)
+        assert runs["one"]["loss"][-1] < runs["one"]["loss"][0], name  # training moved
