@@ -131,11 +131,11 @@ def test_tfds_source_with_mock_data(tmp_path, name, shape):
 def test_missing_tfds_data_without_network_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setattr(tfds_source, "_network_available", lambda host="": False)
     start = time.monotonic()
-    with pytest.raises(RuntimeError, match=r"data_dir.*IDX files") as info:
+    with pytest.raises(datasets.DatasetUnavailableError, match=r"data_dir.*IDX files") as info:
         datasets.load("mnist", data_dir=str(tmp_path))
     assert time.monotonic() - start < 30  # no retries
     assert "no network" in str(info.value)
-    with pytest.raises(RuntimeError, match=r"download=False"):
+    with pytest.raises(datasets.DatasetUnavailableError, match=r"download=False"):
         datasets.load("cifar100", data_dir=str(tmp_path), download=False)
 
 

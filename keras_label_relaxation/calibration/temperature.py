@@ -288,8 +288,9 @@ def calibrate(
         batch_size: Prediction batch size for array inputs.
 
     Returns:
-        A ``keras.Model``; its ``TemperatureScaling`` layer holds the fitted
-        ``T``.
+        A ``keras.Model``; its ``TemperatureScaling`` layer,
+        ``get_layer("temperature_scaling")``, holds the fitted ``T`` in
+        ``.temperature``.
 
     Example:
     >>> import keras, numpy as np

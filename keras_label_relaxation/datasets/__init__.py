@@ -14,7 +14,11 @@ from keras_label_relaxation.datasets.protocol import (
     split_holdout,
     standardize,
 )
-from keras_label_relaxation.datasets.tfds_source import TFDS_NAMES, load_tfds
+from keras_label_relaxation.datasets.tfds_source import (
+    TFDS_NAMES,
+    DatasetUnavailableError,
+    load_tfds,
+)
 
 __all__ = [
     "CALIBRATION_FRACTION",
@@ -22,6 +26,7 @@ __all__ = [
     "HOLDOUT_FRACTION",
     "TFDS_NAMES",
     "ClassificationData",
+    "DatasetUnavailableError",
     "augmentation",
     "from_arrays",
     "load",

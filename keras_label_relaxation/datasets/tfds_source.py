@@ -7,6 +7,11 @@ import numpy as np
 #: The tensorflow-datasets names this package loads.
 TFDS_NAMES = ("mnist", "fashion_mnist", "cifar10", "cifar100")
 
+
+class DatasetUnavailableError(RuntimeError):
+    """A tfds data set is neither prepared in ``data_dir`` nor downloadable now."""
+
+
 _DOWNLOAD_HOST = "storage.googleapis.com"
 
 
@@ -56,7 +61,7 @@ def load_tfds(name, data_dir=None, download=True):
         where = data_dir or "tfds' default data directory (~/tensorflow_datasets)"
         if not download or not _network_available():
             reason = "download=False" if not download else "no network"
-            raise RuntimeError(
+            raise DatasetUnavailableError(
                 f"Data set {name!r} is not prepared in {where} and cannot be downloaded "
                 f"({reason}). Either run `tfds build {name}` (or tfds.load) on a machine with "
                 "a network and point `data_dir` at the prepared directory, or, for MNIST and "
