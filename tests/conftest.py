@@ -1,5 +1,8 @@
+import gzip
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
 import textwrap
@@ -140,3 +143,23 @@ def assert_histories_agree(results, abs_tolerance=1e-5):
         for key, series in runs["one"].items():
             assert runs["two"][key] == pytest.approx(series, abs=abs_tolerance), (name, key)
         assert runs["one"]["loss"][-1] < runs["one"]["loss"][0], name  # training moved
+
+
+def write_idx(path, array, type_code=0x08, compress=False):
+    """Write ``array`` as an IDX file (big-endian; 0x08 is unsigned bytes), gzipped if asked."""
+    header = bytes([0, 0, type_code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+    with (gzip.open if compress else open)(path, "wb") as f:
+        f.write(payload)
+
+
+def free_ports(count=1):
+    """``count`` distinct free TCP ports on 127.0.0.1 (all bound at once while picked)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()

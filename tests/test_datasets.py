@@ -1,9 +1,7 @@
 """Data sources, the paper's protocol and the tf.data pipeline."""
 
-import gzip
 import os
 import shutil
-import struct
 import time
 
 import numpy as np
@@ -11,20 +9,13 @@ import pytest
 
 from keras_label_relaxation import datasets
 from keras_label_relaxation.datasets import tfds_source
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, write_idx
 
 MNIST_TEST = os.path.join(SHARED_DATA, "mnist-test")
 MNIST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 needs_mnist = pytest.mark.skipif(
     not os.path.isdir(MNIST_TEST), reason="../shared/data/mnist-test is not available"
 )
-
-
-def _write_idx(path, array, type_code, compress=False):
-    header = bytes([0, 0, type_code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    payload = header + array.astype(array.dtype.newbyteorder(">")).tobytes()
-    with (gzip.open if compress else open)(path, "wb") as f:
-        f.write(payload)
 
 
 # ---------------------------------------------------------------------------
@@ -64,7 +55,7 @@ def test_load_idx_directory_with_only_the_test_split():
 def test_read_idx_dtypes_and_compression(tmp_path, dtype, code, compress):
     array = (np.arange(24).reshape(2, 3, 4) - 5).astype(dtype)
     path = tmp_path / "data-idx3"
-    _write_idx(path, array, code, compress)
+    write_idx(path, array, code, compress)
     result = datasets.read_idx(path)
     assert result.dtype == np.dtype(dtype) and result.shape == (2, 3, 4)
     np.testing.assert_array_equal(result, array)
@@ -72,7 +63,7 @@ def test_read_idx_dtypes_and_compression(tmp_path, dtype, code, compress):
 
 def test_corrupted_idx_files_raise_naming_the_file(tmp_path):
     good = tmp_path / "good"
-    _write_idx(good, np.arange(10, dtype="u1"), 0x08)
+    write_idx(good, np.arange(10, dtype="u1"), 0x08)
     raw = good.read_bytes()
     cases = {
         "magic": (b"\x01\x00" + raw[2:], "not an IDX file"),
@@ -91,8 +82,8 @@ def test_corrupted_idx_files_raise_naming_the_file(tmp_path):
 
 
 def test_idx_directory_with_mismatched_counts(tmp_path):
-    _write_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((5, 2, 2), "u1"), 0x08)
-    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(4, "u1"), 0x08, compress=True)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((5, 2, 2), "u1"), 0x08)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(4, "u1"), 0x08, compress=True)
     with pytest.raises(ValueError, match="5 images .* 4 labels"):
         datasets.load_idx_directory(tmp_path)
     os.remove(tmp_path / "t10k-labels-idx1-ubyte.gz")

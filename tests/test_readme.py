@@ -13,17 +13,16 @@ directory holding the files they name (``my_data.npz``, an IDX directory, ``exam
 - fixed ports become free ones, and ``wait`` checks every background job's exit status.
 """
 
-import gzip
 import os
 import pathlib
 import re
-import socket
-import struct
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+
+from tests.conftest import free_ports, write_idx
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -68,19 +67,6 @@ def test_readme_python_block_runs(index, tmp_path):
     assert result.returncode == 0, f"{name}\n{result.stderr[-3000:]}"
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _write_idx(path, array):
-    type_code = 0x08  # unsigned byte
-    header = bytes([0, 0, type_code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
 def _prepare_directory(directory):
     """The files the bash blocks name, made from scikit-learn's digits."""
     from keras_label_relaxation.datasets import load_digits
@@ -91,10 +77,9 @@ def _prepare_directory(directory):
              x_test=images[1400:], y_test=y[1400:])  # fmt: skip
     idx = directory / "path" / "to" / "idx-dir"
     idx.mkdir(parents=True)
-    _write_idx(idx / "train-images-idx3-ubyte.gz", images[:1400])
-    _write_idx(idx / "train-labels-idx1-ubyte.gz", y[:1400])
-    _write_idx(idx / "t10k-images-idx3-ubyte.gz", images[1400:])
-    _write_idx(idx / "t10k-labels-idx1-ubyte.gz", y[1400:])
+    for split, part in (("train", slice(None, 1400)), ("t10k", slice(1400, None))):
+        write_idx(idx / f"{split}-images-idx3-ubyte.gz", images[part], compress=True)
+        write_idx(idx / f"{split}-labels-idx1-ubyte.gz", y[part].astype(np.uint8), compress=True)
     (directory / "examples").symlink_to(ROOT / "examples")
 
 
@@ -117,7 +102,7 @@ def _localise(block):
         elif line.strip() == "wait":
             line = 'for job in $(jobs -p); do wait "$job"; done'
         for port in re.findall(r"(?:localhost:|ORACLE_PORT=)(\d{4,5})", line):
-            line = line.replace(port, str(ports.setdefault(port, _free_port())))
+            line = line.replace(port, str(ports.setdefault(port, free_ports()[0])))
         lines.append(line)
     return "\n".join(lines)
 

@@ -11,7 +11,6 @@ evaluated test digits with the final weights. A third run of the script without
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 
@@ -20,6 +19,7 @@ import numpy as np
 import pytest
 
 import keras_label_relaxation as klr
+from tests.conftest import free_ports
 from tests.oracle import ece_loop, softmax
 
 pytestmark = pytest.mark.skipif(
@@ -30,17 +30,6 @@ SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "examples" / "multiworker
 TIMEOUT = 300
 EPOCHS = 2
 GLOBAL_BATCH = 64
-
-
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _run_workers(out, cluster):
@@ -73,7 +62,7 @@ def _run_workers(out, cluster):
 def test_two_workers_train_to_identical_weights(tmp_path):
     (tmp_path / "cluster").mkdir()
     (tmp_path / "single").mkdir()
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     results, weights = _run_workers(tmp_path / "cluster", cluster)
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)

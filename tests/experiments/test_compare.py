@@ -10,6 +10,7 @@ from keras_label_relaxation import datasets, models
 from keras_label_relaxation.cli import main
 from keras_label_relaxation.datasets import tfds_source
 from keras_label_relaxation.experiments import compare, paper
+from tests.conftest import write_idx
 
 SMALL = {"losses": ["ce", "lr"], "grids": {"lr": [0.05, 0.2]}, "seeds": 1, "epochs": 2}
 
@@ -110,11 +111,8 @@ def test_data_without_a_test_split_needs_a_test_fraction(tmp_path, capsys):
     images = np.round(x[:600, ..., 0] * 255).astype(np.uint8)
     idx = tmp_path / "idx"
     idx.mkdir()
-    for name, array in (("t10k-images-idx3-ubyte", images), ("t10k-labels-idx1-ubyte", y[:600])):
-        header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
-            int(n).to_bytes(4, "big") for n in array.shape
-        )
-        (idx / name).write_bytes(header + array.astype(np.uint8).tobytes())
+    write_idx(idx / "t10k-images-idx3-ubyte", images)
+    write_idx(idx / "t10k-labels-idx1-ubyte", y[:600].astype(np.uint8))
     code = main(["compare", "--dataset", str(idx), "--losses", "ce", "--epochs", "1",
                  "--test-fraction", "0.25", "--out", str(tmp_path / "out")])  # fmt: skip
     assert code == 0

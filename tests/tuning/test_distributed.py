@@ -16,7 +16,6 @@ the alpha of the lowest validation ECE.
 import glob
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,16 +23,11 @@ import time
 import pytest
 
 from keras_label_relaxation.tuning import PAPER_GRIDS
+from tests.conftest import free_ports
 
 WORKER_SCRIPT = os.path.join(os.path.dirname(__file__), "_distributed_worker.py")
 WORKERS = ("tuner0", "tuner1")
 DEADLINE = 240  # seconds for the whole search; it takes 15 to 40 on two shared cores
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _log(tmp_path, tuner_id, chars=3000):
@@ -45,7 +39,7 @@ def _run_distributed_search(tmp_path):
     """Start the chief and the workers, wait for all; their outputs and the project directory."""
     directory = tmp_path / "search"
     directory.mkdir()
-    port = _free_port()
+    (port,) = free_ports()
     processes = {}
     try:
         for tuner_id in ("chief", *WORKERS):
