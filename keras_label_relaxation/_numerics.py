@@ -128,7 +128,63 @@ def relax_log_probability(log_p, alpha):
 
 # ---------------------------------------------------------------------------
 # Argument and data checks.
+#
+# Two kinds, so that every result is right or loud on every backend:
+#
+# * Guards (``*_rows_valid``, ``class_ids_valid``, ``nan_where_invalid``) are
+#   tensor ops: they work inside compiled steps, never copy data to the host,
+#   and turn the affected per-sample values into NaN. They always run.
+# * Checks (``check_*``) read values on the host and raise a ``ValueError``
+#   that names the argument and the value. They run only when asked
+#   (``validate_args=True``) and only on concrete (eager) values, so they never
+#   sit on the per-step path of ``fit`` (Keras' torch backend runs ``fit``
+#   eagerly).
 # ---------------------------------------------------------------------------
+
+
+def probability_tolerance(dtype):
+    """How far a row of probabilities of ``dtype`` may sum off 1 (and still count).
+
+    ``max(1e-3, 4 eps)``: 1e-3 for float32/float64, 3.9e-3 for float16 and
+    0.031 for bfloat16 (whose own rounding moves a softmax row's sum that far).
+    """
+    dtype = keras.backend.standardize_dtype(dtype)
+    eps = {"float16": 2.0**-10, "bfloat16": 2.0**-7}.get(dtype, 0.0)
+    return max(DISTRIBUTION_TOLERANCE, 4.0 * eps)
+
+
+def probability_rows_valid(probs, tolerance=DISTRIBUTION_TOLERANCE):
+    """Per row (last axis): every entry in [0, 1] and the sum within ``tolerance`` of 1.
+
+    NaN entries make a row invalid. Returns a boolean tensor of shape
+    ``probs.shape[:-1]``.
+    """
+    in_range = ops.all(ops.logical_and(probs >= 0.0, probs <= 1.0), axis=-1)
+    return ops.logical_and(in_range, ops.abs(ops.sum(probs, axis=-1) - 1.0) <= tolerance)
+
+
+def one_hot_rows_valid(rows):
+    """Per row: entries 0 or 1 with exactly one 1 (boolean, shape ``rows.shape[:-1]``)."""
+    binary = ops.all(ops.logical_or(ops.equal(rows, 0.0), ops.equal(rows, 1.0)), axis=-1)
+    return ops.logical_and(binary, ops.equal(ops.sum(rows, axis=-1), 1.0))
+
+
+def class_ids_valid(y_true, num_classes):
+    """Per entry: an integer in ``[0, num_classes)`` (boolean, shape of ``y_true``)."""
+    valid = ops.logical_and(y_true >= 0, y_true < num_classes)
+    if not keras.backend.standardize_dtype(y_true.dtype).startswith(("int", "uint", "bool")):
+        valid = ops.logical_and(valid, ops.equal(y_true, ops.round(y_true)))
+    return valid
+
+
+def probability_parameter_valid(value):
+    """Per entry: a number in the open interval (0, 1)."""
+    return ops.logical_and(value > 0.0, value < 1.0)
+
+
+def nan_where_invalid(values, valid):
+    """``values`` where ``valid``, NaN elsewhere (``valid`` broadcasts to ``values``)."""
+    return ops.where(valid, values, ops.full_like(values, float("nan")))
 
 
 def check_probability_parameter(value, name):
@@ -184,17 +240,19 @@ def is_concrete(*tensors):
     return True
 
 
-def prepare_alpha(alpha, dtype, name="alpha"):
+def prepare_alpha(alpha, dtype, name="alpha", validate_args=False):
     """Validate ``alpha`` (a float or a per-sample tensor) and cast it to ``dtype``.
 
-    A Python number is checked always; a tensor is checked entry by entry when
-    its values are concrete (eager mode).
+    A Python number is checked always; a tensor is checked entry by entry
+    when ``validate_args`` is set and its values are concrete (eager mode).
+    Either way the losses turn the loss of an entry outside (0, 1) into NaN
+    (``probability_parameter_valid``).
     """
     if isinstance(alpha, (bool, int, float, np.floating, np.integer)):
         # Straight to ``dtype``: ops.cast would round a Python float to float32 first.
         return ops.convert_to_tensor(check_probability_parameter(alpha, name), dtype=dtype)
     alpha = ops.convert_to_tensor(alpha)
-    if is_concrete(alpha):
+    if validate_args and is_concrete(alpha):
         values = ops.convert_to_numpy(alpha)
         bad = ~((values > 0.0) & (values < 1.0))
         if bad.any():
@@ -267,6 +325,40 @@ def check_distributions(y_true):
             f"(entries >= 0, summing to 1 within {DISTRIBUTION_TOLERANCE}). "
             f"Received: row {index} = {np.round(rows[index], 6).tolist()}"
         )
+
+
+def sparse_targets(y_true, y_pred, validate_args=False):
+    """Integer targets for ``y_pred``: ``(labels, valid)``.
+
+    Drops a trailing axis of size 1, checks the static shape, raises on ids
+    outside ``[0, K)`` when ``validate_args`` (eager values only), and returns
+    int32 ``labels`` with invalid ids replaced by 0 (so that no gather fails)
+    together with the boolean ``valid`` to turn their losses into NaN.
+    """
+    y_true = squeeze_sparse_labels(y_true, y_pred)
+    check_sparse_shapes(y_true, y_pred)
+    num_classes = y_pred.shape[-1]
+    if validate_args:
+        check_class_ids(y_true, num_classes)
+    valid = class_ids_valid(y_true, num_classes)
+    labels = ops.where(valid, y_true, ops.zeros_like(y_true))
+    return ops.cast(labels, "int32"), valid
+
+
+def dense_targets(y_true, y_pred, validate_args=False):
+    """Target rows for ``y_pred``: ``(rows, valid)``, ``valid`` per row.
+
+    A row is valid when its entries are >= 0 and sum to 1 within
+    ``DISTRIBUTION_TOLERANCE``; ``validate_args`` raises on the first invalid
+    row (eager values only).
+    """
+    y_true = ops.cast(ops.convert_to_tensor(y_true), y_pred.dtype)
+    check_dense_shapes(y_true, y_pred)
+    if validate_args:
+        check_distributions(y_true)
+    nonnegative = ops.all(y_true >= 0.0, axis=-1)
+    sums_to_one = ops.abs(ops.sum(y_true, axis=-1) - 1.0) <= DISTRIBUTION_TOLERANCE
+    return y_true, ops.logical_and(nonnegative, sums_to_one)
 
 
 def check_binary_targets(y_true):

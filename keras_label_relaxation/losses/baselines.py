@@ -21,23 +21,21 @@ from keras_label_relaxation.losses._base import FunctionLoss
 _SERIALIZABLE = keras.saving.register_keras_serializable(package="keras_label_relaxation")
 
 
-def _sparse_inputs(y_true, y_pred):
+def _sparse_inputs(y_true, y_pred, validate_args):
+    """``(labels, valid, y_pred)``: invalid ids become 0 and their losses NaN."""
     y_pred = _numerics.cast_prediction(y_pred)
-    y_true = _numerics.squeeze_sparse_labels(y_true, y_pred)
-    _numerics.check_sparse_shapes(y_true, y_pred)
-    _numerics.check_class_ids(y_true, y_pred.shape[-1])
-    return y_true, y_pred
+    labels, valid = _numerics.sparse_targets(y_true, y_pred, validate_args)
+    return labels, valid, y_pred
 
 
-def _dense_inputs(y_true, y_pred):
+def _dense_inputs(y_true, y_pred, validate_args):
+    """``(rows, valid, y_pred)``: rows that are not distributions get NaN losses."""
     y_pred = _numerics.cast_prediction(y_pred)
-    y_true = ops.cast(ops.convert_to_tensor(y_true), y_pred.dtype)
-    _numerics.check_dense_shapes(y_true, y_pred)
-    _numerics.check_distributions(y_true)
-    return y_true, y_pred
+    y_true, valid = _numerics.dense_targets(y_true, y_pred, validate_args)
+    return y_true, valid, y_pred
 
 
-def sparse_label_smoothing(y_true, y_pred, alpha=0.1, from_logits=False):
+def sparse_label_smoothing(y_true, y_pred, alpha=0.1, from_logits=False, validate_args=False):
     """Cross-entropy with label smoothing for integer class ids.
 
     The target is ``(1 - alpha) e_y + alpha / K`` as in Keras'
@@ -52,6 +50,8 @@ def sparse_label_smoothing(y_true, y_pred, alpha=0.1, from_logits=False):
         y_pred: Probabilities, or logits with ``from_logits=True``, ``(..., K)``.
         alpha: Float in (0, 1), the smoothing degree.
         from_logits: Whether ``y_pred`` holds logits.
+        validate_args: Raise ``ValueError`` on invalid targets in eager mode
+            (off by default; invalid targets give NaN losses either way).
 
     Returns:
         Per-sample losses, shape ``y_pred.shape[:-1]``.
@@ -63,17 +63,18 @@ def sparse_label_smoothing(y_true, y_pred, alpha=0.1, from_logits=False):
     array([0.3913], dtype=float32)
     """
     alpha = _numerics.check_probability_parameter(alpha, "alpha")
-    y_true, y_pred = _sparse_inputs(y_true, y_pred)
+    labels, valid, y_pred = _sparse_inputs(y_true, y_pred, validate_args)
     log_p = _numerics.log_probabilities(y_pred, from_logits)
-    nll = -_numerics.gather_class(log_p, y_true)
-    return (1.0 - alpha) * nll - alpha * _numerics.mean(log_p, axis=-1)
+    nll = -_numerics.gather_class(log_p, labels)
+    loss = (1.0 - alpha) * nll - alpha * _numerics.mean(log_p, axis=-1)
+    return _numerics.nan_where_invalid(loss, valid)
 
 
 def _entropy(log_p):
     return -ops.sum(ops.exp(log_p) * log_p, axis=-1)
 
 
-def confidence_penalty(y_true, y_pred, beta=1.0, from_logits=False):
+def confidence_penalty(y_true, y_pred, beta=1.0, from_logits=False, validate_args=False):
     """Cross-entropy minus ``beta`` times the prediction's entropy.
 
         L = -sum_k y_k log p(k) - beta H(p),   H(p) = -sum_k p(k) log p(k)
@@ -86,6 +87,8 @@ def confidence_penalty(y_true, y_pred, beta=1.0, from_logits=False):
         y_pred: Probabilities, or logits with ``from_logits=True``, ``(..., K)``.
         beta: Float >= 0, the penalty weight (paper grid: 0.1 ... 8).
         from_logits: Whether ``y_pred`` holds logits.
+        validate_args: Raise ``ValueError`` on invalid targets in eager mode
+            (off by default; invalid targets give NaN losses either way).
 
     Returns:
         Per-sample losses, shape ``y_pred.shape[:-1]``.
@@ -98,12 +101,13 @@ def confidence_penalty(y_true, y_pred, beta=1.0, from_logits=False):
     array([-0.0695], dtype=float32)
     """
     beta = _numerics.check_non_negative_parameter(beta, "beta")
-    y_true, y_pred = _dense_inputs(y_true, y_pred)
+    y_true, valid, y_pred = _dense_inputs(y_true, y_pred, validate_args)
     log_p = _numerics.log_probabilities(y_pred, from_logits)
-    return -ops.sum(y_true * log_p, axis=-1) - beta * _entropy(log_p)
+    loss = -ops.sum(y_true * log_p, axis=-1) - beta * _entropy(log_p)
+    return _numerics.nan_where_invalid(loss, valid)
 
 
-def sparse_confidence_penalty(y_true, y_pred, beta=1.0, from_logits=False):
+def sparse_confidence_penalty(y_true, y_pred, beta=1.0, from_logits=False, validate_args=False):
     """``confidence_penalty`` for integer class ids: ``-log p(y) - beta H(p)``.
 
     Args:
@@ -111,6 +115,8 @@ def sparse_confidence_penalty(y_true, y_pred, beta=1.0, from_logits=False):
         y_pred: Probabilities, or logits with ``from_logits=True``, ``(..., K)``.
         beta: Float >= 0, the penalty weight.
         from_logits: Whether ``y_pred`` holds logits.
+        validate_args: Raise ``ValueError`` on invalid targets in eager mode
+            (off by default; invalid targets give NaN losses either way).
 
     Returns:
         Per-sample losses, shape ``y_pred.shape[:-1]``.
@@ -122,12 +128,15 @@ def sparse_confidence_penalty(y_true, y_pred, beta=1.0, from_logits=False):
     array([-0.0695], dtype=float32)
     """
     beta = _numerics.check_non_negative_parameter(beta, "beta")
-    y_true, y_pred = _sparse_inputs(y_true, y_pred)
+    labels, valid, y_pred = _sparse_inputs(y_true, y_pred, validate_args)
     log_p = _numerics.log_probabilities(y_pred, from_logits)
-    return -_numerics.gather_class(log_p, y_true) - beta * _entropy(log_p)
+    loss = -_numerics.gather_class(log_p, labels) - beta * _entropy(log_p)
+    return _numerics.nan_where_invalid(loss, valid)
 
 
-def sparse_categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_logits=False):
+def sparse_categorical_focal_crossentropy(
+    y_true, y_pred, alpha=0.25, gamma=2.0, from_logits=False, validate_args=False
+):
     """Focal loss for integer class ids: ``-alpha (1 - p(y))^gamma log p(y)``.
 
     The sparse twin of Keras' ``categorical_focal_crossentropy`` (same
@@ -143,6 +152,8 @@ def sparse_categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0,
         alpha: Float >= 0, the weighting factor.
         gamma: Float >= 0, the focusing parameter (paper grid: 0.1 ... 5).
         from_logits: Whether ``y_pred`` holds logits.
+        validate_args: Raise ``ValueError`` on invalid targets in eager mode
+            (off by default; invalid targets give NaN losses either way).
 
     Returns:
         Per-sample losses, shape ``y_pred.shape[:-1]``.
@@ -156,15 +167,15 @@ def sparse_categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0,
     """
     alpha = _numerics.check_non_negative_parameter(alpha, "alpha")
     gamma = _numerics.check_non_negative_parameter(gamma, "gamma")
-    y_true, y_pred = _sparse_inputs(y_true, y_pred)
-    log_p_y = -_numerics.cross_entropy(y_true, y_pred, from_logits, sparse=True)
+    labels, valid, y_pred = _sparse_inputs(y_true, y_pred, validate_args)
+    log_p_y = -_numerics.cross_entropy(labels, y_pred, from_logits, sparse=True)
     one_minus_p = -ops.expm1(log_p_y)
     eps = keras.backend.epsilon()
     one_minus_p = ops.where(one_minus_p < eps, ops.full_like(one_minus_p, eps), one_minus_p)
     # gamma as a tensor of the compute dtype: Keras' torch backend rounds a Python float
     # exponent to float32 (gamma=0.1 would carry a 1.5e-8 relative error).
     gamma = ops.convert_to_tensor(gamma, dtype=one_minus_p.dtype)
-    return -alpha * ops.power(one_minus_p, gamma) * log_p_y
+    return _numerics.nan_where_invalid(-alpha * ops.power(one_minus_p, gamma) * log_p_y, valid)
 
 
 @_SERIALIZABLE
@@ -177,7 +188,9 @@ class SparseLabelSmoothing(FunctionLoss):
 
     Args:
         alpha: Float in (0, 1), the smoothing degree.
-        from_logits: Whether ``y_pred`` holds logits.
+        from_logits: Whether ``y_pred`` holds logits (default ``False``).
+        validate_args: Raise ``ValueError`` on invalid targets in eager calls
+            (off by default; invalid targets give NaN either way).
         reduction: A Keras reduction.
         name: Name of the loss.
         dtype: Dtype of the computation; half precision is promoted to float32.
@@ -193,6 +206,7 @@ class SparseLabelSmoothing(FunctionLoss):
         self,
         alpha=0.1,
         from_logits=False,
+        validate_args=False,
         reduction="sum_over_batch_size",
         name="sparse_label_smoothing",
         dtype=None,
@@ -204,6 +218,7 @@ class SparseLabelSmoothing(FunctionLoss):
             dtype=dtype,
             alpha=_numerics.check_probability_parameter(alpha, "alpha"),
             from_logits=bool(from_logits),
+            validate_args=bool(validate_args),
         )
 
 
@@ -215,7 +230,9 @@ class ConfidencePenalty(FunctionLoss):
 
     Args:
         beta: Float >= 0, the penalty weight.
-        from_logits: Whether ``y_pred`` holds logits.
+        from_logits: Whether ``y_pred`` holds logits (default ``False``).
+        validate_args: Raise ``ValueError`` on invalid targets in eager calls
+            (off by default; invalid targets give NaN either way).
         reduction: A Keras reduction.
         name: Name of the loss.
         dtype: Dtype of the computation; half precision is promoted to float32.
@@ -231,6 +248,7 @@ class ConfidencePenalty(FunctionLoss):
         self,
         beta=1.0,
         from_logits=False,
+        validate_args=False,
         reduction="sum_over_batch_size",
         name="confidence_penalty",
         dtype=None,
@@ -242,6 +260,7 @@ class ConfidencePenalty(FunctionLoss):
             dtype=dtype,
             beta=_numerics.check_non_negative_parameter(beta, "beta"),
             from_logits=bool(from_logits),
+            validate_args=bool(validate_args),
         )
 
 
@@ -251,7 +270,9 @@ class SparseConfidencePenalty(FunctionLoss):
 
     Args:
         beta: Float >= 0, the penalty weight.
-        from_logits: Whether ``y_pred`` holds logits.
+        from_logits: Whether ``y_pred`` holds logits (default ``False``).
+        validate_args: Raise ``ValueError`` on invalid targets in eager calls
+            (off by default; invalid targets give NaN either way).
         reduction: A Keras reduction.
         name: Name of the loss.
         dtype: Dtype of the computation; half precision is promoted to float32.
@@ -267,6 +288,7 @@ class SparseConfidencePenalty(FunctionLoss):
         self,
         beta=1.0,
         from_logits=False,
+        validate_args=False,
         reduction="sum_over_batch_size",
         name="sparse_confidence_penalty",
         dtype=None,
@@ -278,6 +300,7 @@ class SparseConfidencePenalty(FunctionLoss):
             dtype=dtype,
             beta=_numerics.check_non_negative_parameter(beta, "beta"),
             from_logits=bool(from_logits),
+            validate_args=bool(validate_args),
         )
 
 
@@ -291,7 +314,9 @@ class SparseCategoricalFocalCrossentropy(FunctionLoss):
     Args:
         alpha: Float >= 0, the weighting factor (Keras' default 0.25).
         gamma: Float >= 0, the focusing parameter.
-        from_logits: Whether ``y_pred`` holds logits.
+        from_logits: Whether ``y_pred`` holds logits (default ``False``).
+        validate_args: Raise ``ValueError`` on invalid targets in eager calls
+            (off by default; invalid targets give NaN either way).
         reduction: A Keras reduction.
         name: Name of the loss.
         dtype: Dtype of the computation; half precision is promoted to float32.
@@ -308,6 +333,7 @@ class SparseCategoricalFocalCrossentropy(FunctionLoss):
         alpha=0.25,
         gamma=2.0,
         from_logits=False,
+        validate_args=False,
         reduction="sum_over_batch_size",
         name="sparse_categorical_focal_crossentropy",
         dtype=None,
@@ -320,4 +346,5 @@ class SparseCategoricalFocalCrossentropy(FunctionLoss):
             alpha=_numerics.check_non_negative_parameter(alpha, "alpha"),
             gamma=_numerics.check_non_negative_parameter(gamma, "gamma"),
             from_logits=bool(from_logits),
+            validate_args=bool(validate_args),
         )

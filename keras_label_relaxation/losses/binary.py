@@ -7,7 +7,7 @@ from keras_label_relaxation import _numerics
 from keras_label_relaxation.losses._base import FunctionLoss
 
 
-def binary_label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False):
+def binary_label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False, validate_args=False):
     """Label relaxation for each sigmoid output, averaged over the last axis.
 
     Each output ``p`` with target ``t`` in {0, 1} is relaxed to a credal set:
@@ -24,13 +24,16 @@ def binary_label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False):
     (``log_sigmoid``).
 
     Args:
-        y_true: Targets in {0, 1}, shape ``(..., D)`` like ``y_pred``. In eager
-            mode other values raise ``ValueError``.
+        y_true: Targets in {0, 1}, shape ``(..., D)`` like ``y_pred``. A sample
+            with another value gets a NaN loss (compiled or eager); with
+            ``validate_args=True`` it raises ``ValueError`` in eager mode.
         y_pred: Sigmoid probabilities, or logits with ``from_logits=True``,
             shape ``(..., D)``.
         alpha: Float in (0, 1), or a tensor broadcastable to
             ``y_pred.shape[:-1]`` (one ``alpha`` per sample).
         from_logits: Whether ``y_pred`` holds logits.
+        validate_args: Raise on invalid targets or ``alpha`` entries in eager
+            mode (off by default).
 
     Returns:
         Per-sample losses (mean over the last axis), shape ``y_pred.shape[:-1]``.
@@ -45,12 +48,18 @@ def binary_label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False):
     y_pred = _numerics.cast_prediction(y_pred)
     y_true = ops.cast(ops.convert_to_tensor(y_true), y_pred.dtype)
     _numerics.check_dense_shapes(y_true, y_pred)
-    alpha = _numerics.prepare_alpha(alpha, y_pred.dtype)
-    _numerics.check_binary_targets(y_true)
+    alpha = _numerics.prepare_alpha(alpha, y_pred.dtype, validate_args=validate_args)
+    if validate_args:
+        _numerics.check_binary_targets(y_true)
+    valid = ops.logical_and(
+        ops.all(ops.logical_or(ops.equal(y_true, 0.0), ops.equal(y_true, 1.0)), axis=-1),
+        _numerics.probability_parameter_valid(alpha),
+    )
     if len(alpha.shape) > 0:
         alpha = ops.expand_dims(alpha, axis=-1)
     log_p = -ops.binary_crossentropy(y_true, y_pred, from_logits=from_logits)
-    return _numerics.mean(_numerics.relax_log_probability(log_p, alpha), axis=-1)
+    loss = _numerics.mean(_numerics.relax_log_probability(log_p, alpha), axis=-1)
+    return _numerics.nan_where_invalid(loss, valid)
 
 
 @keras.saving.register_keras_serializable(package="keras_label_relaxation")
@@ -64,7 +73,9 @@ class BinaryLabelRelaxation(FunctionLoss):
 
     Args:
         alpha: Float in (0, 1).
-        from_logits: Whether ``y_pred`` holds logits.
+        from_logits: Whether ``y_pred`` holds logits (default ``False``).
+        validate_args: Raise ``ValueError`` on invalid targets in eager calls
+            (off by default; invalid targets give NaN either way).
         reduction: A Keras reduction.
         name: Name of the loss.
         dtype: Dtype of the computation; half precision is promoted to float32.
@@ -80,6 +91,7 @@ class BinaryLabelRelaxation(FunctionLoss):
         self,
         alpha=0.1,
         from_logits=False,
+        validate_args=False,
         reduction="sum_over_batch_size",
         name="binary_label_relaxation",
         dtype=None,
@@ -91,4 +103,5 @@ class BinaryLabelRelaxation(FunctionLoss):
             dtype=dtype,
             alpha=_numerics.check_probability_parameter(alpha, "alpha"),
             from_logits=bool(from_logits),
+            validate_args=bool(validate_args),
         )

@@ -83,7 +83,7 @@ def _one_hot_relaxation(y_true, y_pred, alpha, from_logits):
     return _numerics.relax_log_probability(log_p_y, alpha)
 
 
-def label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False):
+def label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False, validate_args=False):
     """Label relaxation loss for one-hot or soft targets.
 
     Per sample, for a one-hot target of class ``y``:
@@ -99,15 +99,18 @@ def label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False):
 
     Args:
         y_true: Targets, shape ``(..., K)``: one-hot rows or probability
-            distributions. In eager mode a row with a negative entry or a sum
-            off 1 by more than 1e-3 raises ``ValueError``; inside a compiled
-            step (``tf.function``/``jit``) rows are not checked and a row that
-            is not a distribution gives an unspecified value.
+            distributions. A row with a negative entry or a sum off 1 by more
+            than 1e-3 gets a NaN loss (compiled or eager); with
+            ``validate_args=True`` it raises ``ValueError`` in eager mode.
         y_pred: Predictions, shape ``(..., K)``: probabilities, or logits with
             ``from_logits=True``.
         alpha: Float in (0, 1), or a tensor broadcastable to
-            ``y_pred.shape[:-1]`` (one ``alpha`` per sample).
+            ``y_pred.shape[:-1]`` (one ``alpha`` per sample; an entry outside
+            (0, 1) gives a NaN loss, or a ``ValueError`` with
+            ``validate_args=True`` in eager mode).
         from_logits: Whether ``y_pred`` holds logits.
+        validate_args: Raise on invalid targets or ``alpha`` entries in eager
+            mode (reads the values on the host: off by default).
 
     Returns:
         Per-sample losses, shape ``y_pred.shape[:-1]``, float32 (float64 for
@@ -124,10 +127,8 @@ def label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False):
     Relaxation", AAAI 2021, equations (5) and (6).
     """
     y_pred = _numerics.cast_prediction(y_pred)
-    y_true = ops.cast(ops.convert_to_tensor(y_true), y_pred.dtype)
-    _numerics.check_dense_shapes(y_true, y_pred)
-    alpha = _numerics.prepare_alpha(alpha, y_pred.dtype)
-    _numerics.check_distributions(y_true)
+    y_true, valid = _numerics.dense_targets(y_true, y_pred, validate_args)
+    alpha = _numerics.prepare_alpha(alpha, y_pred.dtype, validate_args=validate_args)
 
     def soft():
         log_p = _numerics.log_probabilities(y_pred, from_logits)
@@ -137,10 +138,13 @@ def label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False):
         return _one_hot_relaxation(y_true, y_pred, alpha, from_logits)
 
     is_one_hot = ops.all(ops.logical_or(ops.equal(y_true, 0.0), ops.equal(y_true, 1.0)))
-    return ops.cond(is_one_hot, one_hot, soft)
+    loss = ops.cond(is_one_hot, one_hot, soft)
+    return _numerics.nan_where_invalid(
+        loss, ops.logical_and(valid, _numerics.probability_parameter_valid(alpha))
+    )
 
 
-def sparse_label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False):
+def sparse_label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False, validate_args=False):
     """Label relaxation loss for integer class ids.
 
     Per sample, with ``p = p_hat(y)`` the predicted probability of class ``y``:
@@ -155,14 +159,16 @@ def sparse_label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False):
 
     Args:
         y_true: Integer class ids, shape ``y_pred.shape[:-1]`` (a trailing
-            axis of size 1 is accepted). In eager mode ids outside ``[0, K)``
-            raise ``ValueError``; inside a compiled step they are not checked
-            (TensorFlow's CPU kernel then raises, GPU kernels give NaN).
+            axis of size 1 is accepted). An id outside ``[0, K)`` (or not an
+            integer) gets a NaN loss on every backend, compiled or eager; with
+            ``validate_args=True`` it raises ``ValueError`` in eager mode.
         y_pred: Predictions, shape ``(..., K)``: probabilities, or logits with
             ``from_logits=True``.
         alpha: Float in (0, 1), or a tensor broadcastable to
-            ``y_pred.shape[:-1]``.
+            ``y_pred.shape[:-1]`` (entries outside (0, 1) give NaN).
         from_logits: Whether ``y_pred`` holds logits.
+        validate_args: Raise on invalid ids or ``alpha`` entries in eager
+            mode (reads the values on the host: off by default).
 
     Returns:
         Per-sample losses, shape ``y_pred.shape[:-1]``.
@@ -177,12 +183,13 @@ def sparse_label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False):
     Reference: Lienen & Huellermeier, AAAI 2021, equation (6).
     """
     y_pred = _numerics.cast_prediction(y_pred)
-    y_true = _numerics.squeeze_sparse_labels(y_true, y_pred)
-    _numerics.check_sparse_shapes(y_true, y_pred)
-    alpha = _numerics.prepare_alpha(alpha, y_pred.dtype)
-    _numerics.check_class_ids(y_true, y_pred.shape[-1])
-    log_p_y = -_numerics.cross_entropy(y_true, y_pred, from_logits, sparse=True)
-    return _numerics.relax_log_probability(log_p_y, alpha)
+    labels, valid = _numerics.sparse_targets(y_true, y_pred, validate_args)
+    alpha = _numerics.prepare_alpha(alpha, y_pred.dtype, validate_args=validate_args)
+    log_p_y = -_numerics.cross_entropy(labels, y_pred, from_logits, sparse=True)
+    loss = _numerics.relax_log_probability(log_p_y, alpha)
+    return _numerics.nan_where_invalid(
+        loss, ops.logical_and(valid, _numerics.probability_parameter_valid(alpha))
+    )
 
 
 @_SERIALIZABLE
@@ -198,7 +205,11 @@ class LabelRelaxation(FunctionLoss):
     Args:
         alpha: Float in (0, 1), the imprecisiation degree (paper grid: 0.01,
             0.025, 0.05, 0.1, 0.2, 0.3, 0.4).
-        from_logits: Whether ``y_pred`` holds logits.
+        from_logits: Whether ``y_pred`` holds logits (default ``False``, as
+            Keras' losses).
+        validate_args: Raise ``ValueError`` on invalid targets in eager calls
+            (see ``label_relaxation``); off by default so that ``fit`` never
+            reads values on the host. Invalid targets give NaN either way.
         reduction: A Keras reduction (``"sum_over_batch_size"``, ``"sum"``,
             ``"mean"``, ``"mean_with_sample_weight"``, ``"none"``, ``None``).
         name: Name of the loss.
@@ -222,6 +233,7 @@ class LabelRelaxation(FunctionLoss):
         self,
         alpha=0.1,
         from_logits=False,
+        validate_args=False,
         reduction="sum_over_batch_size",
         name="label_relaxation",
         dtype=None,
@@ -233,6 +245,7 @@ class LabelRelaxation(FunctionLoss):
             dtype=dtype,
             alpha=_numerics.check_probability_parameter(alpha, "alpha"),
             from_logits=bool(from_logits),
+            validate_args=bool(validate_args),
         )
 
 
@@ -246,7 +259,9 @@ class SparseLabelRelaxation(FunctionLoss):
 
     Args:
         alpha: Float in (0, 1), the imprecisiation degree.
-        from_logits: Whether ``y_pred`` holds logits.
+        from_logits: Whether ``y_pred`` holds logits (default ``False``).
+        validate_args: Raise ``ValueError`` on invalid class ids in eager
+            calls; off by default. Invalid ids give NaN either way.
         reduction: A Keras reduction.
         name: Name of the loss.
         dtype: Dtype of the computation; half precision is promoted to float32.
@@ -265,6 +280,7 @@ class SparseLabelRelaxation(FunctionLoss):
         self,
         alpha=0.1,
         from_logits=False,
+        validate_args=False,
         reduction="sum_over_batch_size",
         name="sparse_label_relaxation",
         dtype=None,
@@ -276,4 +292,5 @@ class SparseLabelRelaxation(FunctionLoss):
             dtype=dtype,
             alpha=_numerics.check_probability_parameter(alpha, "alpha"),
             from_logits=bool(from_logits),
+            validate_args=bool(validate_args),
         )

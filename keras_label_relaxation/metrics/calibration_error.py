@@ -32,51 +32,110 @@ def _check_num_bins(num_bins):
     return int(num_bins)
 
 
-def _check_probabilities(probs):
-    """In eager mode, rows of ``probs`` must lie in [0, 1] and sum to 1 (within 1e-3).
+def _check_probabilities(probs, tolerance):
+    """Raise unless every row of ``probs`` lies in [0, 1] and sums to 1 (eager values only).
 
     The check runs as tensor ops; only its boolean verdict leaves the device.
     """
     if not _numerics.is_concrete(probs):
         return
-    tolerance = _numerics.DISTRIBUTION_TOLERANCE
-    in_range = ops.logical_and(ops.all(probs >= 0.0), ops.all(probs <= 1.0))
-    sums_to_one = ops.all(ops.abs(ops.sum(probs, axis=-1) - 1.0) <= tolerance)
-    if not bool(ops.convert_to_numpy(ops.logical_and(in_range, sums_to_one))):
+    valid = ops.all(_numerics.probability_rows_valid(probs, tolerance))
+    if not bool(ops.convert_to_numpy(valid)):
         raise ValueError(
             "Invalid value for `y_pred`: with `from_logits=False` every row must hold "
-            f"probabilities in [0, 1] summing to 1 (within {tolerance}). Pass "
+            f"probabilities in [0, 1] summing to 1 (within {tolerance:g}). Pass "
             "`from_logits=True` for logits."
         )
 
 
-def _prepare(y_true, y_pred, sample_weight, from_logits):
+def _check_one_hot(rows):
+    if _numerics.is_concrete(rows) and not bool(
+        ops.convert_to_numpy(ops.all(_numerics.one_hot_rows_valid(rows)))
+    ):
+        raise ValueError(
+            "Invalid value in `y_true`: rows of the shape of `y_pred` must be one-hot "
+            "(calibration is measured against one true class per sample); pass integer "
+            "class ids otherwise."
+        )
+
+
+class _MergedWeights(keras.losses.Loss):
+    """Keras' own merge of ``y_pred``'s mask with ``sample_weight``, per sample.
+
+    ``keras.losses.Loss.__call__`` reads the mask Keras attaches to ``y_pred``
+    (``Masking``, ``Embedding(mask_zero=True)``), merges it with
+    ``sample_weight`` and brings a weight of shape ``(N, 1)`` to the rank of
+    the per-sample values, exactly as for Keras' own losses and metrics. With
+    ``reduction=None`` and per-sample values of 1 the result *is* that weight.
+    """
+
+    def __init__(self, dtype):
+        super().__init__(name="merged_weights", reduction=None, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        return ops.ones_like(y_pred[..., 0])
+
+
+_MERGED_WEIGHTS = {}
+
+
+def _merged_weights(y_pred, sample_weight, dtype):
+    """Per-sample weights ``y_pred.shape[:-1]`` from the mask and ``sample_weight``."""
+    if dtype not in _MERGED_WEIGHTS:
+        _MERGED_WEIGHTS[dtype] = _MergedWeights(dtype)
+    return _MERGED_WEIGHTS[dtype](0.0, y_pred, sample_weight=sample_weight)
+
+
+def _prepare(y_true, y_pred, sample_weight, from_logits, validate_args=False):
     """Flatten to ``labels (N,)``, ``probs (N, K)``, ``weights (N,)``.
 
     ``y_true`` holds integer class ids (shape ``y_pred.shape[:-1]``, optionally
     with a trailing 1) or one-hot rows (shape ``y_pred.shape``), told apart by
-    rank.
+    rank. The weights merge ``y_pred``'s Keras mask with ``sample_weight`` (as
+    Keras' metrics do). A sample whose prediction row is not a distribution
+    (``from_logits=False``), whose label is not a class id or whose one-hot
+    row is not one-hot gets the weight NaN: every result it enters is NaN, in
+    compiled steps too. Masked samples (weight 0) are never poisoned.
     """
-    y_pred = _numerics.cast_prediction(y_pred)
-    num_classes = y_pred.shape[-1]
-    probs = ops.softmax(y_pred, axis=-1) if from_logits else y_pred
-    if not from_logits:
-        _check_probabilities(probs)
+    input_dtype = getattr(y_pred, "dtype", None)
+    y_pred_tensor = ops.convert_to_tensor(y_pred)
+    num_classes = y_pred_tensor.shape[-1]
+    dtype = _numerics.compute_dtype(y_pred_tensor.dtype)
+    # A backend tensor carries its mask (convert_to_tensor returns it as it is); an array
+    # has none and is converted once only.
+    host = isinstance(y_pred, (np.ndarray, np.generic, list, tuple, int, float))
+    weights = _merged_weights(y_pred_tensor if host else y_pred, sample_weight, dtype)
+    y_pred = ops.cast(y_pred_tensor, dtype)
+    if from_logits:
+        probs = ops.softmax(y_pred, axis=-1)
+        valid = ops.ones_like(weights, dtype="bool")
+    else:
+        probs = y_pred
+        tolerance = _numerics.probability_tolerance(input_dtype or y_pred_tensor.dtype)
+        if validate_args:
+            _check_probabilities(probs, tolerance)
+        valid = _numerics.probability_rows_valid(probs, tolerance)
     y_true = ops.convert_to_tensor(y_true)
     if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] == num_classes != 1:
-        y_true = ops.argmax(y_true, axis=-1)
+        y_true = ops.cast(y_true, dtype)
+        _numerics.check_dense_shapes(y_true, y_pred)
+        if validate_args:
+            _check_one_hot(y_true)
+        valid = ops.logical_and(valid, _numerics.one_hot_rows_valid(y_true))
+        labels = ops.cast(ops.argmax(y_true, axis=-1), "int32")
     else:
-        y_true = _numerics.squeeze_sparse_labels(y_true, y_pred)
-    _numerics.check_sparse_shapes(y_true, y_pred)
-    _numerics.check_class_ids(y_true, num_classes)
-    labels = ops.reshape(ops.cast(y_true, "int32"), (-1,))
-    probs = ops.reshape(probs, (-1, num_classes))
-    if sample_weight is None:
-        weights = ops.ones_like(probs[:, 0])
-    else:
-        sample_weight = ops.cast(ops.convert_to_tensor(sample_weight), probs.dtype)
-        weights = ops.reshape(ops.broadcast_to(sample_weight, ops.shape(y_true)), (-1,))
-    return labels, probs, weights
+        labels, label_valid = _numerics.sparse_targets(y_true, y_pred, validate_args)
+        valid = ops.logical_and(valid, label_valid)
+    weights = ops.where(
+        ops.logical_or(valid, ops.equal(weights, 0.0)),
+        weights,
+        ops.full_like(weights, float("nan")),
+    )
+    return (
+        ops.reshape(labels, (-1,)),
+        ops.reshape(probs, (-1, num_classes)),
+        ops.reshape(weights, (-1,)),
+    )
 
 
 def _bin_index(confidence, num_bins):
@@ -105,23 +164,36 @@ def _top_label_bins(labels, probs, weights, num_bins):
 
 
 def _safe_divide(numerator, denominator):
-    """``numerator / denominator``, 0 where the denominator is 0.
+    """``numerator / denominator``, 0 where the denominator is exactly 0.
 
-    Not ``ops.divide_no_nan``: Keras' torch backend computes it in float32.
+    A NaN denominator stays NaN. Not ``ops.divide_no_nan``: Keras' torch
+    backend computes it in float32.
     """
-    nonzero = denominator > 0
+    nonzero = ops.not_equal(denominator, 0.0)
     safe = ops.where(nonzero, denominator, ops.ones_like(denominator))
     return ops.where(nonzero, numerator / safe, ops.zeros_like(numerator))
 
 
+def _nan_if_poisoned(value, weight):
+    """NaN wherever a bin weight of the same calibration curve is NaN.
+
+    Reductions such as ``max`` need not propagate NaN on every backend; this
+    makes a metric that saw an invalid sample NaN, never a finite number.
+    """
+    poisoned = ops.any(ops.isnan(weight), axis=-1)
+    return ops.where(poisoned, ops.full_like(value, float("nan")), value)
+
+
 def _ece_from_bins(weight, confidence, correct):
     """``sum_b (n_b / N) |acc_b - conf_b| = sum_b |correct_b - confidence_b| / N``."""
-    return _safe_divide(ops.sum(ops.abs(correct - confidence), axis=-1), ops.sum(weight, axis=-1))
+    ece = _safe_divide(ops.sum(ops.abs(correct - confidence), axis=-1), ops.sum(weight, axis=-1))
+    return _nan_if_poisoned(ece, weight)
 
 
 def _mce_from_bins(weight, confidence, correct):
     """``max_b |acc_b - conf_b|`` over the non-empty bins."""
-    return ops.max(_safe_divide(ops.abs(correct - confidence), weight), axis=-1)
+    mce = ops.max(_safe_divide(ops.abs(correct - confidence), weight), axis=-1)
+    return _nan_if_poisoned(mce, weight)
 
 
 def expected_calibration_error(y_true, probs, num_bins=15, sample_weight=None):
@@ -136,7 +208,7 @@ def expected_calibration_error(y_true, probs, num_bins=15, sample_weight=None):
         y_true: Integer class ids ``(N,)`` or one-hot rows ``(N, K)`` (told
             apart by rank).
         probs: Predicted probabilities ``(N, K)``; rows must lie in [0, 1] and
-            sum to 1 within 1e-3.
+            sum to 1 within 1e-3 (checked: a ``ValueError`` otherwise).
         num_bins: Number of equal-width bins ``B`` (the paper uses 15).
         sample_weight: Optional weights ``(N,)``; an integer weight counts like
             repeating the sample.
@@ -154,17 +226,20 @@ def expected_calibration_error(y_true, probs, num_bins=15, sample_weight=None):
         raise ValueError(
             f"`probs` must have shape (N, K) with N >= 1. Received: probs.shape={probs.shape}"
         )
-    labels, probs, weights = _prepare(y_true, probs, sample_weight, from_logits=False)
+    labels, probs, weights = _prepare(
+        y_true, probs, sample_weight, from_logits=False, validate_args=True
+    )
     return float(_ece_from_bins(*_top_label_bins(labels, probs, weights, num_bins)))
 
 
 class _BinnedCalibrationMetric(keras.metrics.Metric):
     """State: per-bin weight, summed confidence and summed correctness."""
 
-    def __init__(self, num_bins, from_logits, name, dtype, state_shape=()):
+    def __init__(self, num_bins, from_logits, validate_args, name, dtype, state_shape=()):
         super().__init__(name=name, dtype=dtype)
         self.num_bins = _check_num_bins(num_bins)
         self.from_logits = bool(from_logits)
+        self.validate_args = bool(validate_args)
         shape = (*state_shape, self.num_bins)
         for state in ("bin_weight", "bin_confidence", "bin_correct"):
             variable = self.add_variable(
@@ -176,7 +251,9 @@ class _BinnedCalibrationMetric(keras.metrics.Metric):
         return _top_label_bins(labels, probs, weights, self.num_bins)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        labels, probs, weights = _prepare(y_true, y_pred, sample_weight, self.from_logits)
+        labels, probs, weights = _prepare(
+            y_true, y_pred, sample_weight, self.from_logits, self.validate_args
+        )
         for variable, value in zip(
             (self.bin_weight, self.bin_confidence, self.bin_correct),
             self._bins(labels, probs, weights),
@@ -194,7 +271,12 @@ class _BinnedCalibrationMetric(keras.metrics.Metric):
             variable.assign(ops.zeros(variable.shape, dtype=variable.dtype))
 
     def get_config(self):
-        return {**super().get_config(), "num_bins": self.num_bins, "from_logits": self.from_logits}
+        return {
+            **super().get_config(),
+            "num_bins": self.num_bins,
+            "from_logits": self.from_logits,
+            "validate_args": self.validate_args,
+        }
 
 
 @_SERIALIZABLE
@@ -210,11 +292,25 @@ class ExpectedCalibrationError(_BinnedCalibrationMetric):
     Args:
         num_bins: Number of equal-width bins (the paper: 15).
         from_logits: Whether ``y_pred`` holds logits (a softmax is applied).
+            Default ``False``, as every loss and metric of Keras and of this
+            package: ``y_pred`` must then hold probabilities, and a batch
+            with a row that is not a distribution (entries in [0, 1] summing
+            to 1 within ``max(1e-3, 4 eps)`` of its dtype) makes the result
+            NaN, in compiled ``fit``/``evaluate`` steps too: a logits model
+            measured without ``from_logits=True`` reports ``ece: nan``, never
+            a finite wrong number. The same holds for labels outside
+            ``[0, K)`` and one-hot rows that are not one-hot.
+        validate_args: Also raise ``ValueError`` on such inputs in eager
+            calls (reads values on the host; off by default so that ``fit``
+            never synchronises; on in ``expected_calibration_error``).
         name: Metric name (``"ece"``: ``History`` gets ``ece``/``val_ece``).
         dtype: Dtype of the state.
 
     Shapes: ``y_pred`` is ``(..., K)``; ``y_true`` integer ids ``(...)`` or
-    one-hot ``(..., K)``; ``sample_weight`` broadcastable to ``(...)``.
+    ``(..., 1)``, or one-hot ``(..., K)``; ``sample_weight`` of shape
+    ``(...)`` or ``(..., 1)``. A Keras mask on ``y_pred`` (``Masking``,
+    ``Embedding(mask_zero=True)``) is merged into the weights as in Keras'
+    own metrics: masked samples are not counted.
 
     Example:
     >>> m = ExpectedCalibrationError(num_bins=10)
@@ -223,8 +319,8 @@ class ExpectedCalibrationError(_BinnedCalibrationMetric):
     0.45
     """
 
-    def __init__(self, num_bins=15, from_logits=False, name="ece", dtype=None):
-        super().__init__(num_bins, from_logits, name, dtype)
+    def __init__(self, num_bins=15, from_logits=False, validate_args=False, name="ece", dtype=None):
+        super().__init__(num_bins, from_logits, validate_args, name, dtype)
 
     def result(self):
         return _ece_from_bins(*self._state())
@@ -238,7 +334,10 @@ class MaximumCalibrationError(_BinnedCalibrationMetric):
 
     Args:
         num_bins: Number of equal-width bins.
-        from_logits: Whether ``y_pred`` holds logits.
+        from_logits: Whether ``y_pred`` holds logits (default ``False``;
+            rows that are not distributions make the result NaN, see
+            ``ExpectedCalibrationError``).
+        validate_args: Also raise on invalid inputs in eager calls.
         name: Metric name.
         dtype: Dtype of the state.
 
@@ -249,8 +348,8 @@ class MaximumCalibrationError(_BinnedCalibrationMetric):
     0.8
     """
 
-    def __init__(self, num_bins=15, from_logits=False, name="mce", dtype=None):
-        super().__init__(num_bins, from_logits, name, dtype)
+    def __init__(self, num_bins=15, from_logits=False, validate_args=False, name="mce", dtype=None):
+        super().__init__(num_bins, from_logits, validate_args, name, dtype)
 
     def result(self):
         return _mce_from_bins(*self._state())
@@ -269,7 +368,10 @@ class ClasswiseExpectedCalibrationError(_BinnedCalibrationMetric):
     Args:
         num_classes: Number of classes ``K``.
         num_bins: Number of equal-width bins.
-        from_logits: Whether ``y_pred`` holds logits.
+        from_logits: Whether ``y_pred`` holds logits (default ``False``;
+            rows that are not distributions make the result NaN, see
+            ``ExpectedCalibrationError``).
+        validate_args: Also raise on invalid inputs in eager calls.
         name: Metric name.
         dtype: Dtype of the state.
 
@@ -281,7 +383,13 @@ class ClasswiseExpectedCalibrationError(_BinnedCalibrationMetric):
     """
 
     def __init__(
-        self, num_classes, num_bins=15, from_logits=False, name="classwise_ece", dtype=None
+        self,
+        num_classes,
+        num_bins=15,
+        from_logits=False,
+        validate_args=False,
+        name="classwise_ece",
+        dtype=None,
     ):
         if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
             raise ValueError(
@@ -294,7 +402,9 @@ class ClasswiseExpectedCalibrationError(_BinnedCalibrationMetric):
                 f"Received: num_classes={num_classes}"
             )
         self.num_classes = int(num_classes)
-        super().__init__(num_bins, from_logits, name, dtype, state_shape=(self.num_classes,))
+        super().__init__(
+            num_bins, from_logits, validate_args, name, dtype, state_shape=(self.num_classes,)
+        )
 
     def _bins(self, labels, probs, weights):
         k, b = self.num_classes, self.num_bins
@@ -321,14 +431,17 @@ class ClasswiseExpectedCalibrationError(_BinnedCalibrationMetric):
         return {**super().get_config(), "num_classes": self.num_classes}
 
 
-def brier_score(y_true, y_pred, from_logits=False):
+def brier_score(y_true, y_pred, from_logits=False, validate_args=False):
     """Multi-class Brier score per sample: ``sum_k (p_k - y_k)^2``.
 
     Args:
         y_true: Integer class ids ``(...)`` or target rows ``(..., K)`` (one-hot
             or soft), told apart by rank.
         y_pred: Probabilities, or logits with ``from_logits=True``, ``(..., K)``.
-        from_logits: Whether ``y_pred`` holds logits.
+        from_logits: Whether ``y_pred`` holds logits. With ``False`` (the
+            default) a row of ``y_pred`` that is not a distribution gets the
+            score NaN (compiled or eager), as does an invalid label or target row.
+        validate_args: Raise ``ValueError`` on such inputs in eager mode.
 
     Returns:
         Per-sample scores in [0, 2], shape ``y_pred.shape[:-1]``.
@@ -338,27 +451,43 @@ def brier_score(y_true, y_pred, from_logits=False):
     >>> np.round(np.asarray(brier_score([0, 1], np.array([[0.9, 0.1], [0.8, 0.2]], "float32"))), 4)
     array([0.02, 1.28], dtype=float32)
     """
+    input_dtype = getattr(y_pred, "dtype", None)
     y_pred = _numerics.cast_prediction(y_pred)
-    probs = ops.softmax(y_pred, axis=-1) if from_logits else y_pred
+    if from_logits:
+        probs = ops.softmax(y_pred, axis=-1)
+        valid = None
+    else:
+        probs = y_pred
+        tolerance = _numerics.probability_tolerance(input_dtype or y_pred.dtype)
+        if validate_args:
+            _check_probabilities(probs, tolerance)
+        valid = _numerics.probability_rows_valid(probs, tolerance)
     y_true = ops.convert_to_tensor(y_true)
     num_classes = y_pred.shape[-1]
     if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] == num_classes != 1:
-        y_true = ops.cast(y_true, probs.dtype)
-        _numerics.check_dense_shapes(y_true, probs)
-        return ops.sum(ops.square(probs - y_true), axis=-1)
-    y_true = _numerics.squeeze_sparse_labels(y_true, y_pred)
-    _numerics.check_sparse_shapes(y_true, y_pred)
-    _numerics.check_class_ids(y_true, num_classes)
-    # sum_k (p_k - e_y)^2 = sum_k p_k^2 - 2 p_y + 1, without a one-hot tensor.
-    return ops.sum(ops.square(probs), axis=-1) - 2.0 * _numerics.gather_class(probs, y_true) + 1.0
+        y_true, target_valid = _numerics.dense_targets(y_true, probs, validate_args)
+        score = ops.sum(ops.square(probs - y_true), axis=-1)
+    else:
+        labels, target_valid = _numerics.sparse_targets(y_true, y_pred, validate_args)
+        # sum_k (p_k - e_y)^2 = sum_k p_k^2 - 2 p_y + 1, without a one-hot tensor.
+        score = (
+            ops.sum(ops.square(probs), axis=-1) - 2.0 * _numerics.gather_class(probs, labels) + 1.0
+        )
+    valid = target_valid if valid is None else ops.logical_and(valid, target_valid)
+    return _numerics.nan_where_invalid(score, valid)
 
 
 @_SERIALIZABLE
 class BrierScore(keras.metrics.MeanMetricWrapper):
     """Mean multi-class Brier score ``sum_k (p_k - y_k)^2`` (Brier, 1950).
 
+    Masks and ``sample_weight`` are handled by Keras' ``MeanMetricWrapper``.
+
     Args:
-        from_logits: Whether ``y_pred`` holds logits.
+        from_logits: Whether ``y_pred`` holds logits (default ``False``; rows
+            that are not distributions make the result NaN, see
+            ``ExpectedCalibrationError``).
+        validate_args: Also raise on invalid inputs in eager calls.
         name: Metric name.
         dtype: Dtype of the state.
 
@@ -369,9 +498,21 @@ class BrierScore(keras.metrics.MeanMetricWrapper):
     0.65
     """
 
-    def __init__(self, from_logits=False, name="brier_score", dtype=None):
-        super().__init__(brier_score, name=name, dtype=dtype, from_logits=bool(from_logits))
+    def __init__(self, from_logits=False, validate_args=False, name="brier_score", dtype=None):
+        super().__init__(
+            brier_score,
+            name=name,
+            dtype=dtype,
+            from_logits=bool(from_logits),
+            validate_args=bool(validate_args),
+        )
         self.from_logits = bool(from_logits)
+        self.validate_args = bool(validate_args)
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype, "from_logits": self.from_logits}
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "from_logits": self.from_logits,
+            "validate_args": self.validate_args,
+        }

@@ -12,7 +12,11 @@ from keras_label_relaxation.metrics.calibration_error import (
 
 def _bins_from_arrays(y_true, probs, num_bins, sample_weight):
     labels, probs, weights = _prepare(
-        y_true, np.asarray(probs, dtype=np.float64), sample_weight, from_logits=False
+        y_true,
+        np.asarray(probs, dtype=np.float64),
+        sample_weight,
+        from_logits=False,
+        validate_args=True,
     )
     return [ops.convert_to_numpy(v) for v in _top_label_bins(labels, probs, weights, num_bins)]
 

@@ -59,15 +59,18 @@ class LossHyperModel(keras_tuner.HyperModel):
         optimizer: An optimizer instance (copied for every build), a callable
             returning one, or a name.
         metrics: Extra metrics, besides accuracy and ECE.
-        sparse: Whether labels are integer class ids.
-        from_logits: Whether the model outputs logits.
+        sparse: Whether labels are integer class ids (default ``False``:
+            one-hot rows, as ``get_loss``).
+        from_logits: Whether the model outputs logits (default ``False``, as
+            every loss and metric of the package and of Keras; the ECE metric
+            gets the same value, so a mismatch shows as ``val_ece = nan``).
         name: Name of the hypermodel.
 
     Example:
     >>> import keras
     >>> hypermodel = LossHyperModel(
     ...     lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]),
-    ...     loss="lr", grid=[0.05, 0.1])
+    ...     loss="lr", grid=[0.05, 0.1], sparse=True, from_logits=True)
     >>> model = hypermodel.build(keras_tuner.HyperParameters())
     >>> model.loss.get_config()["alpha"]
     0.05
@@ -80,8 +83,8 @@ class LossHyperModel(keras_tuner.HyperModel):
         grid=None,
         optimizer="sgd",
         metrics=None,
-        sparse=True,
-        from_logits=True,
+        sparse=False,
+        from_logits=False,
         name=None,
     ):
         super().__init__(name=name)

@@ -153,8 +153,35 @@ def test_bad_parameters_raise(cls, kwargs, match):
         cls(**kwargs)
 
 
-def test_bad_targets_raise():
+def test_bad_targets_raise_with_validate_args():
     with pytest.raises(ValueError, match="probability distribution"):
-        klr.confidence_penalty(np.array([[0.5, 0.2, 0.1]]), np.zeros((1, 3)), 1.0, True)
+        klr.confidence_penalty(
+            np.array([[0.5, 0.2, 0.1]]), np.zeros((1, 3)), 1.0, True, validate_args=True
+        )
     with pytest.raises(ValueError, match=r"class ids must be integers in \[0, 3\)"):
-        klr.sparse_label_smoothing([3], np.zeros((1, 3)), 0.1, True)
+        klr.sparse_label_smoothing([3], np.zeros((1, 3)), 0.1, True, validate_args=True)
+
+
+@pytest.mark.parametrize(
+    "fn, label",
+    [
+        (klr.sparse_label_smoothing, 3),
+        (klr.sparse_confidence_penalty, -1),
+        (klr.sparse_categorical_focal_crossentropy, 1.5),
+    ],
+)
+def test_bad_class_ids_give_nan_only_for_their_sample(fn, label):
+    logits = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+    # y_true as float so that 1.5 can be expressed; 0.0 stays a valid id.
+    bad = to_numpy(fn(np.array([0.0, label]), logits, from_logits=True))
+    good = to_numpy(fn(np.array([0]), logits[:1], from_logits=True))
+    assert np.isnan(bad[1])
+    np.testing.assert_allclose(bad[0], good[0], rtol=1e-12)
+
+
+def test_bad_target_rows_give_nan_only_for_their_sample():
+    logits = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+    value = to_numpy(
+        klr.confidence_penalty(np.array([[1.0, 0, 0], [0.5, 0.2, 0.1]]), logits, 1.0, True)
+    )
+    assert np.isfinite(value[0]) and np.isnan(value[1])

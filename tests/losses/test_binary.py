@@ -64,9 +64,18 @@ def test_class_reduction_and_per_sample_alpha(rng):
     np.testing.assert_allclose(float(loss(targets, logits)), expected, rtol=1e-4)
 
 
-def test_non_binary_targets_raise():
+def test_non_binary_targets_raise_with_validate_args():
     with pytest.raises(ValueError, match="binary targets must be 0 or 1"):
-        klr.binary_label_relaxation(np.array([[0.5, 1.0]]), np.zeros((1, 2)), 0.1, True)
+        klr.binary_label_relaxation(
+            np.array([[0.5, 1.0]]), np.zeros((1, 2)), 0.1, True, validate_args=True
+        )
+
+
+def test_non_binary_targets_give_nan_for_their_sample():
+    value = to_numpy(
+        klr.binary_label_relaxation(np.array([[0.5, 1.0], [1.0, 0.0]]), np.zeros((2, 2)), 0.1, True)
+    )
+    assert np.isnan(value[0]) and np.isfinite(value[1])
 
 
 def test_nan_in_gives_nan_out():

@@ -314,12 +314,38 @@ def test_functional_alpha_checks():
         klr.sparse_label_relaxation([0, 1, 2], logits, alpha=1.2, from_logits=True)
     with pytest.raises(ValueError, match=r"`alpha`.*\[-0\.1\]"):
         klr.sparse_label_relaxation(
-            [0, 1, 2], logits, alpha=np.array([0.1, -0.1, 0.2]), from_logits=True
+            [0, 1, 2],
+            logits,
+            alpha=np.array([0.1, -0.1, 0.2]),
+            from_logits=True,
+            validate_args=True,
         )
     with pytest.raises(ValueError, match=r"`alpha`.*\[1\.0\]"):
         klr.label_relaxation(
-            np.eye(4)[:3], logits, alpha=np.array([0.1, 1.0, 0.2]), from_logits=True
+            np.eye(4)[:3],
+            logits,
+            alpha=np.array([0.1, 1.0, 0.2]),
+            from_logits=True,
+            validate_args=True,
         )
+
+
+@pytest.mark.parametrize("bad_alpha", [0.0, 1.0, -0.1, 1.5, np.nan])
+@pytest.mark.parametrize("sparse", [True, False], ids=["sparse", "one_hot"])
+def test_per_sample_alpha_outside_the_interval_gives_nan(bad_alpha, sparse):
+    # alpha = 1 would otherwise give a finite (zero) loss: the set is the whole simplex.
+    logits = np.array([[2.0, 0.5, -1.0], [0.0, 0.1, 3.0], [1.0, 1.0, 1.0]])
+    labels = np.array([1, 0, 2])
+    alpha = np.array([0.1, bad_alpha, 0.2])
+    fn, y = (
+        (klr.sparse_label_relaxation, labels)
+        if sparse
+        else (klr.label_relaxation, np.eye(3)[labels])
+    )
+    value = to_numpy(fn(y, logits, alpha=alpha, from_logits=True))
+    assert np.isnan(value[1])
+    expected = oracle.label_relaxation(labels, oracle.softmax(logits), np.nan_to_num(alpha))
+    np.testing.assert_allclose(value[[0, 2]], expected[[0, 2]], rtol=1e-9)
 
 
 def test_shape_mismatch_names_both_shapes():
@@ -336,7 +362,14 @@ def test_shape_mismatch_names_both_shapes():
 )
 def test_target_row_not_a_distribution_raises(row):
     with pytest.raises(ValueError, match="probability distribution"):
+        klr.label_relaxation(
+            np.array([[1.0, 0.0, 0.0], row]), np.zeros((2, 3)), 0.1, True, validate_args=True
+        )
+    # Without validate_args (the default, and always inside compiled steps): NaN.
+    value = to_numpy(
         klr.label_relaxation(np.array([[1.0, 0.0, 0.0], row]), np.zeros((2, 3)), 0.1, True)
+    )
+    assert np.isfinite(value[0]) and np.isnan(value[1])
 
 
 def test_target_row_within_tolerance_is_accepted():
@@ -347,4 +380,8 @@ def test_target_row_within_tolerance_is_accepted():
 @pytest.mark.parametrize("label", [-1, 3, 1.5])
 def test_labels_out_of_range_raise(label):
     with pytest.raises(ValueError, match=r"class ids must be integers in \[0, 3\)"):
-        klr.sparse_label_relaxation(np.array([0, label]), np.zeros((2, 3)), 0.1, True)
+        klr.sparse_label_relaxation(
+            np.array([0, label]), np.zeros((2, 3)), 0.1, True, validate_args=True
+        )
+    value = to_numpy(klr.sparse_label_relaxation(np.array([0, label]), np.zeros((2, 3)), 0.1, True))
+    assert np.isfinite(value[0]) and np.isnan(value[1])

@@ -211,13 +211,15 @@ def test_bad_input():
         klr.ExpectedCalibrationError(num_bins=0)
     with pytest.raises(ValueError, match="`num_classes`"):
         klr.ClasswiseExpectedCalibrationError(num_classes=1)
-    m = klr.ExpectedCalibrationError()
+    m = klr.ExpectedCalibrationError(validate_args=True)
     with pytest.raises(ValueError, match="from_logits=True"):
         m.update_state([0], [[2.0, -1.0]])
     with pytest.raises(ValueError, match="from_logits=True"):
         m.update_state([0], [[0.7, 0.7]])
     with pytest.raises(ValueError, match=r"class ids must be integers in \[0, 2\)"):
         m.update_state([2], [[0.5, 0.5]])
+    with pytest.raises(ValueError, match="one-hot"):
+        m.update_state([[0.5, 0.5]], [[0.5, 0.5]])
 
 
 def test_ece_reaches_tensorboard(tmp_path, rng):
