@@ -79,17 +79,36 @@ def bernoulli_relaxation(targets, p, alpha):
     return out.mean(axis=-1)
 
 
-def ece_loop(labels, probs, num_bins):
-    """Top-label ECE by an explicit per-sample loop over equal-width bins."""
+def ece_loop(labels, probs, num_bins, weights=None):
+    """Top-label ECE by an explicit per-sample loop over equal-width bins.
+
+    ``weights``: optional per-sample weights (a weight counts like repeating
+    the sample; weight 0 drops it).
+    """
+    if weights is None:
+        weights = [1.0] * len(labels)
     bins = [[] for _ in range(num_bins)]
-    for y, p in zip(labels, probs):
+    for y, p, w in zip(labels, probs, weights):
         c = max(p)
         b = min(int(c * num_bins), num_bins - 1)
-        bins[b].append((c, float(np.argmax(p) == y)))
+        bins[b].append((c, float(np.argmax(p) == y), float(w)))
+    total_weight = float(sum(float(w) for w in weights))
     total = 0.0
     for members in bins:
-        if members:
-            conf = sum(c for c, _ in members) / len(members)
-            acc = sum(a for _, a in members) / len(members)
-            total += len(members) / len(labels) * abs(acc - conf)
+        n = sum(w for _, _, w in members)
+        if n > 0:
+            conf = sum(w * c for c, _, w in members) / n
+            acc = sum(w * a for _, a, w in members) / n
+            total += n / total_weight * abs(acc - conf)
     return total
+
+
+def brier_loop(labels, probs, weights=None):
+    """Weighted mean of sum_k (p_k - [k == y])^2, one sample at a time."""
+    if weights is None:
+        weights = [1.0] * len(labels)
+    total, count = 0.0, 0.0
+    for y, p, w in zip(labels, probs, weights):
+        total += w * sum((float(pk) - float(k == y)) ** 2 for k, pk in enumerate(p))
+        count += w
+    return total / count

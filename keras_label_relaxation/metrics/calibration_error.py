@@ -126,16 +126,14 @@ def _prepare(y_true, y_pred, sample_weight, from_logits, validate_args=False):
     else:
         labels, label_valid = _numerics.sparse_targets(y_true, y_pred, validate_args)
         valid = ops.logical_and(valid, label_valid)
+    # Keras brings a weight of shape (..., 1) to rank (..., 1) too: flatten both.
+    weights, valid = ops.reshape(weights, (-1,)), ops.reshape(valid, (-1,))
     weights = ops.where(
         ops.logical_or(valid, ops.equal(weights, 0.0)),
         weights,
         ops.full_like(weights, float("nan")),
     )
-    return (
-        ops.reshape(labels, (-1,)),
-        ops.reshape(probs, (-1, num_classes)),
-        ops.reshape(weights, (-1,)),
-    )
+    return ops.reshape(labels, (-1,)), ops.reshape(probs, (-1, num_classes)), weights
 
 
 def _bin_index(confidence, num_bins):
