@@ -34,8 +34,8 @@ def _check_temperature(temperature):
     return float(temperature)
 
 
-def _held_out_inputs(logits, y_true):
-    """Validate held-out logits ``(N, K)`` and labels; return tensors."""
+def _held_out_inputs(logits, y_true, sample_weight=None):
+    """Validate held-out logits ``(N, K)``, labels and weights; return tensors."""
     logits = np.asarray(logits)
     if logits.ndim != 2 or logits.shape[0] == 0 or logits.shape[1] < 2:
         raise ValueError(
@@ -60,12 +60,68 @@ def _held_out_inputs(logits, y_true):
     if not np.isfinite(logits).all():
         raise ValueError("Invalid value for `logits`: every entry must be finite.")
     dtype = _numerics.compute_dtype(logits.dtype)
-    return ops.convert_to_tensor(logits.astype(dtype)), ops.convert_to_tensor(
-        labels.astype(np.int32)
+    if sample_weight is None:
+        weights = np.ones(len(labels), dtype=dtype)
+    else:
+        weights = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+        if weights.shape[0] != len(labels):
+            raise ValueError(
+                "`sample_weight` must hold one weight per row of `logits`. Received: "
+                f"{weights.shape[0]} weights for {len(labels)} rows"
+            )
+        if not (np.isfinite(weights).all() and (weights >= 0).all() and weights.sum() > 0):
+            raise ValueError(
+                "Invalid value for argument `sample_weight`: weights must be finite, >= 0 "
+                f"and not all 0. Received: {weights[:5].tolist()}..."
+            )
+    return (
+        ops.convert_to_tensor(logits.astype(dtype)),
+        ops.convert_to_tensor(labels.astype(np.int32)),
+        ops.convert_to_tensor(weights.astype(dtype)),
     )
 
 
-def _fit_grid(shifted, labels, grid, num_bins):
+def _rows_are_distributions(values):
+    """Whether every row of ``values`` lies in [0, 1] and sums to 1 (within 1e-3)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2 or values.shape[0] == 0:
+        return False  # the shape check of the fit reports it
+    sums = values.sum(axis=-1)
+    return bool(
+        ((values >= 0) & (values <= 1)).all()
+        and (np.abs(sums - 1.0) <= _numerics.DISTRIBUTION_TOLERANCE).all()
+    )
+
+
+def _logits_of(outputs, from_logits):
+    """The logits temperature scaling divides: ``outputs`` or ``log p``; refuses a mix-up.
+
+    Temperature scaling fitted on probabilities instead of logits returns a
+    plausible but wrong ``T`` (about 0.3 where the logits give 2). Logits
+    whose every row happens to be a distribution do not occur in practice, so
+    such input is refused rather than guessed at.
+    """
+    outputs = np.asarray(ops.convert_to_numpy(outputs))
+    if from_logits:
+        if _rows_are_distributions(outputs):
+            raise ValueError(
+                "Invalid value for argument `logits`: every row lies in [0, 1] and sums to 1, "
+                "so these are probabilities, not logits; a temperature fitted on them is wrong. "
+                "Pass the model's logits, or fit `TemperatureScaling(from_logits=False)` (or "
+                "`calibrate(..., from_logits=False)`), which scales log-probabilities."
+            )
+        return outputs
+    if outputs.ndim == 2 and len(outputs) and not _rows_are_distributions(outputs):
+        raise ValueError(
+            "Invalid value for argument `logits`: with `from_logits=False` every row must "
+            "hold probabilities in [0, 1] summing to 1 (within "
+            f"{_numerics.DISTRIBUTION_TOLERANCE}); these look like logits. Use "
+            "`TemperatureScaling(from_logits=True)` (or `calibrate(..., from_logits=True)`)."
+        )
+    return ops.convert_to_numpy(_numerics.log_probabilities(outputs, from_logits=False))
+
+
+def _fit_grid(shifted, labels, weights, grid, num_bins):
     """The paper's protocol: the grid temperature with the lowest ECE.
 
     ``shifted`` are logits minus their row maximum, so the arg-max (and with it
@@ -74,7 +130,6 @@ def _fit_grid(shifted, labels, grid, num_bins):
     """
     predicted = ops.cast(ops.argmax(shifted, axis=-1), "int32")
     correct = ops.cast(ops.equal(predicted, labels), shifted.dtype)
-    weights = ops.ones_like(correct)
     eces = []
     for t in grid:
         confidence = 1.0 / ops.sum(ops.exp(shifted / t), axis=-1)
@@ -82,25 +137,30 @@ def _fit_grid(shifted, labels, grid, num_bins):
     return grid[int(np.argmin(eces))]
 
 
-def _nll_derivatives(shifted, squared, z_true, inverse):
+def _weighted_mean(values, weights):
+    return ops.sum(weights * values) / ops.sum(weights)
+
+
+def _nll_derivatives(shifted, squared, z_true, weights, inverse):
     """NLL of softmax(inverse * z) and its first two derivatives in ``inverse``.
 
     With ``z`` shifted so that each row's maximum is 0, ``exp(inverse * z)``
     never overflows: ``NLL = mean(log S - t z_y)``, ``NLL' = mean(E[z] - z_y)``,
-    ``NLL'' = mean(Var[z])`` under ``p = exp(t z) / S`` (``squared`` is ``z**2``).
+    ``NLL'' = mean(Var[z])`` under ``p = exp(t z) / S`` (``squared`` is ``z**2``);
+    the means are weighted by ``weights``.
     """
     e = ops.exp(inverse * shifted)
     total = ops.sum(e, axis=-1)
     mean_z = ops.sum(e * shifted, axis=-1) / total
     mean_z2 = ops.sum(e * squared, axis=-1) / total
-    value = _numerics.mean(ops.log(total) - inverse * z_true)
-    grad = _numerics.mean(mean_z - z_true)
+    value = _weighted_mean(ops.log(total) - inverse * z_true, weights)
+    grad = _weighted_mean(mean_z - z_true, weights)
     variance = mean_z2 - ops.square(mean_z)
-    hess = _numerics.mean(ops.where(variance < 0.0, ops.zeros_like(variance), variance))
+    hess = _weighted_mean(ops.where(variance < 0.0, ops.zeros_like(variance), variance), weights)
     return float(value), float(grad), float(hess)
 
 
-def _fit_nll(shifted, labels, max_iter=100):
+def _fit_nll(shifted, labels, weights, max_iter=100):
     """Minimise the NLL over T (Guo et al.): safeguarded Newton in t = 1 / T.
 
     ``NLL(t) = mean_i logsumexp(t z_i) - t z_iy`` is convex in ``t`` (its
@@ -116,7 +176,7 @@ def _fit_nll(shifted, labels, max_iter=100):
     squared = ops.square(shifted)
     t = 1.0
     for _ in range(max_iter):
-        _, grad, hess = _nll_derivatives(shifted, squared, z_true, t)
+        _, grad, hess = _nll_derivatives(shifted, squared, z_true, weights, t)
         if grad == 0.0:
             break
         if grad > 0:
@@ -148,9 +208,11 @@ class TemperatureScaling(keras.layers.Layer):
 
     Args:
         temperature: Initial temperature, a finite float > 0.
-        from_logits: ``True``: inputs are logits. ``False``: inputs are
-            probabilities, whose logs (``log p``, clipped at
-            ``keras.backend.epsilon()``) are used as logits.
+        from_logits: ``True`` (default: temperature scaling divides logits):
+            inputs are logits, and ``fit`` refuses rows that are all
+            probabilities. ``False``: inputs are probabilities, whose logs
+            (``log p``, clipped at ``keras.backend.epsilon()``) are used as
+            logits, and ``fit`` refuses rows that are not distributions.
         **kwargs: Keras layer arguments (``name``, ``dtype``).
 
     Shapes: input ``(..., K)``, output ``(..., K)``.
@@ -186,17 +248,29 @@ class TemperatureScaling(keras.layers.Layer):
         """Set ``T`` (a finite float > 0)."""
         self.temperature.assign(_check_temperature(temperature))
 
-    def fit(self, logits, y_true, method="grid", grid=PAPER_TEMPERATURE_GRID, num_bins=15):
+    def fit(
+        self,
+        logits,
+        y_true,
+        method="grid",
+        grid=PAPER_TEMPERATURE_GRID,
+        num_bins=15,
+        sample_weight=None,
+    ):
         """Fit ``T`` on held-out data, keep it, and return it.
 
         Args:
             logits: Held-out model outputs ``(N, K)`` as a NumPy array or
                 tensor (probabilities when the layer has ``from_logits=False``).
+                Rows that contradict ``from_logits`` raise ``ValueError``.
             y_true: Integer labels ``(N,)`` or one-hot rows ``(N, K)``.
             method: ``"grid"`` (lowest ECE over ``grid``, the paper) or
                 ``"nll"`` (the NLL minimiser, bounded to ``T`` in [1e-3, 1e3]).
             grid: Candidate temperatures for ``"grid"``.
             num_bins: ECE bins for ``"grid"``.
+            sample_weight: Optional weights ``(N,)`` (or ``(N, 1)``) of the
+                held-out rows: the ECE and the NLL are weighted means (an
+                integer weight counts like repeating the row).
 
         Returns:
             The fitted temperature as a Python float.
@@ -214,18 +288,16 @@ class TemperatureScaling(keras.layers.Layer):
                 "Invalid value for argument `method`. Expected 'grid' or 'nll'. "
                 f"Received: method={method!r}"
             )
-        outputs = ops.convert_to_numpy(logits)
-        if not self.from_logits:
-            outputs = ops.convert_to_numpy(_numerics.log_probabilities(outputs, from_logits=False))
-        z, labels = _held_out_inputs(outputs, y_true)
+        outputs = _logits_of(logits, self.from_logits)
+        z, labels, weights = _held_out_inputs(outputs, y_true, sample_weight)
         z = z - ops.max(z, axis=-1, keepdims=True)
         if method == "grid":
             grid = tuple(_check_temperature(t) for t in grid)
             if not grid:
                 raise ValueError("Invalid value for argument `grid`: it is empty.")
-            temperature = _fit_grid(z, labels, grid, _check_num_bins(num_bins))
+            temperature = _fit_grid(z, labels, weights, grid, _check_num_bins(num_bins))
         else:
-            temperature = _fit_nll(z, labels)
+            temperature = _fit_nll(z, labels, weights)
         self.set_temperature(temperature)
         return float(temperature)
 
@@ -245,18 +317,57 @@ def _ends_in_softmax(model):
     return activation is keras.activations.softmax
 
 
+def _is_array(value):
+    return isinstance(value, np.ndarray) or (
+        hasattr(value, "shape") and hasattr(value, "dtype") and not hasattr(value, "element_spec")
+    )
+
+
+def _unpack(batch):
+    """``(x, y, sample_weight)`` of a batch, as Keras' ``fit`` unpacks it."""
+    if isinstance(batch, (tuple, list)) and len(batch) in (2, 3):
+        return batch[0], batch[1], batch[2] if len(batch) == 3 else None
+    raise ValueError(
+        "Invalid value for argument `validation_data`: every batch must be `(x, y)` or "
+        f"`(x, y, sample_weight)`. Received a batch of type {type(batch).__name__}"
+        + (f" with {len(batch)} elements" if isinstance(batch, (tuple, list)) else "")
+    )
+
+
 def _predict_with_labels(model, validation_data, batch_size):
-    if isinstance(validation_data, tuple) and len(validation_data) == 2:
-        x, y = validation_data
-        return model.predict(x, batch_size=batch_size, verbose=0), np.asarray(y)
-    outputs, labels = [], []
+    """Model outputs, labels and weights (``None``: unweighted) of held-out data.
+
+    Takes what ``model.fit``'s ``validation_data`` takes: ``(x, y)`` or ``(x,
+    y, sample_weight)`` as a tuple or a list, or an iterable of such batches
+    (``tf.data.Dataset``, a generator, a ``keras.utils.PyDataset``, a torch
+    ``DataLoader``).
+    """
+    if (
+        isinstance(validation_data, (tuple, list))
+        and len(validation_data) in (2, 3)
+        and _is_array(validation_data[1])
+    ):
+        x, y, w = _unpack(validation_data)
+        outputs = model.predict(x, batch_size=batch_size, verbose=0)
+        labels = np.asarray(ops.convert_to_numpy(y))
+        return outputs, labels, None if w is None else np.asarray(ops.convert_to_numpy(w))
+    if isinstance(validation_data, keras.utils.PyDataset):
+        validation_data = (validation_data[i] for i in range(len(validation_data)))
+    outputs, labels, weights = [], [], []
     for batch in validation_data:
-        x, y = batch[0], batch[1]
+        x, y, w = _unpack(batch)
         outputs.append(ops.convert_to_numpy(model(x, training=False)))
         labels.append(ops.convert_to_numpy(y))
+        weights.append(None if w is None else ops.convert_to_numpy(w).reshape(-1))
     if not outputs:
         raise ValueError("`validation_data` is empty: temperature scaling needs held-out data.")
-    return np.concatenate(outputs), np.concatenate(labels)
+    if any(w is None for w in weights) and not all(w is None for w in weights):
+        raise ValueError(
+            "Invalid value for argument `validation_data`: some batches carry a "
+            "sample_weight and others do not."
+        )
+    weights = None if weights[0] is None else np.concatenate(weights)
+    return np.concatenate(outputs), np.concatenate(labels), weights
 
 
 def calibrate(
@@ -266,26 +377,33 @@ def calibrate(
     grid=PAPER_TEMPERATURE_GRID,
     num_bins=15,
     batch_size=256,
+    from_logits=None,
 ):
     """Return a model that outputs temperature-scaled (calibrated) probabilities.
 
     The model runs once over ``validation_data``; ``TemperatureScaling.fit``
-    chooses ``T`` on those outputs. A model whose last layer is a softmax (a
-    ``Softmax`` layer or ``activation="softmax"``) outputs probabilities: the
-    log of its probabilities serves as logits (``softmax(log p / T)``). Any
-    other model is taken to output logits. The returned model is ``model``
-    followed by ``TemperatureScaling`` and a float32 ``Softmax``; it saves and
-    loads as one ``.keras`` file.
+    chooses ``T`` on those outputs. For a model that outputs probabilities the
+    log of its probabilities serves as logits (``softmax(log p / T)``). The
+    returned model is ``model`` followed by ``TemperatureScaling`` and a
+    float32 ``Softmax``; it saves and loads as one ``.keras`` file.
 
     Args:
         model: A Keras model with one output ``(batch, K)``.
-        validation_data: Held-out ``(x, y)`` arrays, or an iterable of
-            ``(x, y)`` batches (e.g. a ``tf.data.Dataset``); labels are integer
-            ids or one-hot rows.
+        validation_data: What ``model.fit``'s ``validation_data`` takes:
+            ``(x, y)`` or ``(x, y, sample_weight)`` arrays (a tuple or a
+            list), or an iterable of such batches (``tf.data.Dataset``, a
+            generator, a ``keras.utils.PyDataset``); labels are integer ids
+            or one-hot rows. Weights weight the fit.
         method: ``"grid"`` (the paper) or ``"nll"``.
         grid: Candidate temperatures for ``"grid"``.
         num_bins: ECE bins for ``"grid"``.
         batch_size: Prediction batch size for array inputs.
+        from_logits: Whether the model outputs logits. ``None`` (default)
+            decides from the last layer: a softmax (a ``Softmax`` layer or
+            ``activation="softmax"``) means probabilities, anything else
+            logits; outputs that contradict the decision raise a
+            ``ValueError`` (never a silently wrong ``T``) that says to pass
+            ``from_logits`` explicitly.
 
     Returns:
         A ``keras.Model``; its ``TemperatureScaling`` layer,
@@ -300,10 +418,16 @@ def calibrate(
     >>> tuple(calibrated(x).shape)
     (8, 3)
     """
-    probabilities = _ends_in_softmax(model)
-    outputs, labels = _predict_with_labels(model, validation_data, batch_size)
-    scaling = TemperatureScaling(from_logits=not probabilities, name="temperature_scaling")
-    scaling.fit(outputs, labels, method=method, grid=grid, num_bins=num_bins)
+    if from_logits not in (None, True, False):
+        raise ValueError(
+            "Invalid value for argument `from_logits`. Expected None, True or False. "
+            f"Received: from_logits={from_logits!r}"
+        )
+    if from_logits is None:
+        from_logits = not _ends_in_softmax(model)
+    outputs, labels, weights = _predict_with_labels(model, validation_data, batch_size)
+    scaling = TemperatureScaling(from_logits=from_logits, name="temperature_scaling")
+    scaling.fit(outputs, labels, method=method, grid=grid, num_bins=num_bins, sample_weight=weights)
     softmax = keras.layers.Softmax(dtype="float32", name="calibrated_probabilities")
     if getattr(model, "inputs", None):
         inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs

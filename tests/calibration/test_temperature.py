@@ -186,3 +186,126 @@ def test_calibrate_lowers_test_ece_of_a_dense_network_on_digits(seed):
     calibrated = klr.calibrate(model, (x_cal - mean, y_cal), method="nll")
     after = klr.expected_calibration_error(y_test, calibrated.predict(x_test - mean, verbose=0))
     assert after < before
+
+
+# --- Right or loud: probabilities are not logits; calibrate takes validation_data as fit does.
+
+
+def _weighted_nll_minimiser(z, labels, weights):
+    """The NLL-optimal T by SciPy's bounded scalar search on the explicit weighted NLL."""
+    scipy_optimize = pytest.importorskip("scipy.optimize")
+
+    def nll(temperature):
+        p = oracle.softmax(z / temperature)
+        w = np.broadcast_to(np.asarray(weights, dtype=float), labels.shape)
+        return -np.sum(w * np.log(p[np.arange(len(labels)), labels])) / w.sum()
+
+    return scipy_optimize.minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded").x
+
+
+def test_fit_on_probabilities_is_refused_naming_the_argument(rng):
+    # The classic mistake: a silently wrong T (about 0.3 here where the logits give ~2).
+    z, labels = _calibrated_logits(rng, n=2000, scale=1.0)
+    probabilities = oracle.softmax(2.0 * z)
+    with pytest.raises(ValueError, match=r"argument `logits`.*probabilities, not logits"):
+        klr.TemperatureScaling().fit(probabilities, labels, method="nll")
+    # The layer built for probabilities fits the same T as the logits give.
+    from_probs = klr.TemperatureScaling(from_logits=False).fit(probabilities, labels, "nll")
+    from_logits = klr.TemperatureScaling().fit(2.0 * z, labels, method="nll")
+    np.testing.assert_allclose(from_probs, from_logits, rtol=1e-4)
+    np.testing.assert_allclose(
+        from_logits, _weighted_nll_minimiser(2.0 * z, labels, 1.0), rtol=1e-3
+    )
+
+
+def test_fit_of_a_probability_layer_on_logits_is_refused(rng):
+    z, labels = _calibrated_logits(rng, n=200)
+    with pytest.raises(ValueError, match=r"argument `logits`.*from_logits=False"):
+        klr.TemperatureScaling(from_logits=False).fit(z, labels)
+
+
+def test_weighted_fit_equals_repetition(rng):
+    z, labels = _calibrated_logits(rng, n=600, scale=2.0)
+    weights = rng.integers(0, 4, len(labels))
+    repeated = np.repeat(np.arange(len(labels)), weights)
+    for method in ("nll", "grid"):
+        weighted = klr.TemperatureScaling().fit(z, labels, method=method, sample_weight=weights)
+        expected = klr.TemperatureScaling().fit(z[repeated], labels[repeated], method=method)
+        np.testing.assert_allclose(weighted, expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        klr.TemperatureScaling().fit(z, labels, "nll", sample_weight=weights[:, None]),
+        _weighted_nll_minimiser(z, labels, weights.astype(float)),
+        rtol=1e-3,
+    )
+    with pytest.raises(ValueError, match="`sample_weight`"):
+        klr.TemperatureScaling().fit(z, labels, sample_weight=-weights)
+
+
+def _scaled_model(factor, ends_in_softmax, extra_identity=False):
+    inputs = keras.Input((10,))
+    outputs = keras.layers.Rescaling(factor)(inputs)
+    if ends_in_softmax:
+        outputs = keras.layers.Activation("softmax")(outputs)
+    if extra_identity:
+        outputs = keras.layers.Identity()(outputs)
+    return keras.Model(inputs, outputs)
+
+
+def _temperature(calibrated):
+    return float(
+        keras.ops.convert_to_numpy(calibrated.get_layer("temperature_scaling").temperature)
+    )
+
+
+def test_calibrate_takes_validation_data_as_fit_does(rng):
+    import tensorflow as tf
+
+    z, labels = _calibrated_logits(rng, n=1200, scale=1.0)
+    x = z.astype("float32")
+    weights = rng.integers(0, 3, len(labels)).astype("float32")
+    model = _scaled_model(2.5, ends_in_softmax=False)
+    reference = _temperature(klr.calibrate(model, (x, labels), method="nll"))
+    np.testing.assert_allclose(reference, _weighted_nll_minimiser(2.5 * z, labels, 1.0), rtol=1e-3)
+    as_list = _temperature(klr.calibrate(model, [x, labels], method="nll"))
+    np.testing.assert_allclose(as_list, reference, rtol=1e-6)
+    batches = tf.data.Dataset.from_tensor_slices((x, labels)).batch(100)
+    np.testing.assert_allclose(
+        _temperature(klr.calibrate(model, batches, method="nll")), reference, rtol=1e-6
+    )
+    weighted = _temperature(klr.calibrate(model, (x, labels, weights), method="nll"))
+    np.testing.assert_allclose(
+        weighted, _weighted_nll_minimiser(2.5 * z, labels, weights.astype(float)), rtol=1e-3
+    )
+    weighted_batches = tf.data.Dataset.from_tensor_slices((x, labels, weights)).batch(64)
+    np.testing.assert_allclose(
+        _temperature(klr.calibrate(model, weighted_batches, method="nll")), weighted, rtol=1e-6
+    )
+    generator = ([x[i : i + 100], labels[i : i + 100]] for i in range(0, len(labels), 100))
+    np.testing.assert_allclose(
+        _temperature(klr.calibrate(model, generator, method="nll")), reference, rtol=1e-6
+    )
+    with pytest.raises(ValueError, match="`validation_data`"):
+        klr.calibrate(model, [(x,)], method="nll")
+
+
+def test_calibrate_from_logits_override(rng):
+    z, labels = _calibrated_logits(rng, n=1000, scale=1.0)
+    x = z.astype("float32")
+    # Softmax, then an Identity layer: the last layer is no softmax, so the guess is
+    # "logits", and the probability rows are refused, naming from_logits.
+    hidden_softmax = _scaled_model(2.0, ends_in_softmax=True, extra_identity=True)
+    with pytest.raises(ValueError, match="from_logits=False"):
+        klr.calibrate(hidden_softmax, (x, labels), method="nll")
+    calibrated = klr.calibrate(hidden_softmax, (x, labels), method="nll", from_logits=False)
+    np.testing.assert_allclose(
+        _temperature(calibrated), _weighted_nll_minimiser(2.0 * z, labels, 1.0), rtol=1e-3
+    )
+    probs = keras.ops.convert_to_numpy(calibrated.predict(x[:5], verbose=0))
+    np.testing.assert_allclose(
+        probs, oracle.softmax(2.0 * z[:5] / _temperature(calibrated)), atol=1e-5
+    )
+    # A logits model forced to "probabilities" is refused too.
+    with pytest.raises(ValueError, match="from_logits=True"):
+        klr.calibrate(_scaled_model(2.0, False), (x, labels), from_logits=False)
+    with pytest.raises(ValueError, match="`from_logits`"):
+        klr.calibrate(_scaled_model(2.0, False), (x, labels), from_logits="auto")
