@@ -79,3 +79,35 @@ def test_mixed_float16_training_moves(digits, restore_policy):
     losses = model.fit(x, y, batch_size=64, epochs=3, verbose=0).history["loss"]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        klr.SparseLabelRelaxation(0.1, from_logits=True),
+        klr.SparseLabelSmoothing(0.1, from_logits=True),
+        klr.SparseConfidencePenalty(1.0, from_logits=True),
+        klr.SparseCategoricalFocalCrossentropy(1.0, 2.0, from_logits=True),
+    ],
+    ids=lambda loss: type(loss).__name__,
+)
+def test_an_out_of_range_label_makes_the_compiled_loss_nan(digits, loss):
+    # Inside the compiled evaluate step no host check runs: the guard is a tensor op.
+    x, y = digits
+    model = _model()
+    model.compile(optimizer="sgd", loss=loss)
+    good = model.evaluate(x[:64], y[:64], batch_size=64, verbose=0)
+    bad_labels = y[:64].copy()
+    bad_labels[5] = 10  # K = 10 classes: ids are 0..9
+    bad = model.evaluate(x[:64], bad_labels, batch_size=64, verbose=0)
+    assert np.isfinite(good) and np.isnan(bad)
+
+
+def test_a_soft_target_row_off_the_simplex_makes_the_compiled_loss_nan(digits):
+    x, y = digits
+    targets = np.eye(10, dtype="float32")[y[:64]]
+    model = _model()
+    model.compile(optimizer="sgd", loss=klr.LabelRelaxation(0.1, from_logits=True))
+    assert np.isfinite(model.evaluate(x[:64], targets, batch_size=64, verbose=0))
+    targets[3] *= 0.5  # sums to 0.5
+    assert np.isnan(model.evaluate(x[:64], targets, batch_size=64, verbose=0))
