@@ -148,7 +148,7 @@ def test_calibrate_returns_probabilities_with_fitted_temperature(tmp_path, rng, 
 
 
 def test_calibrate_accepts_a_dataset(rng):
-    import tensorflow as tf
+    tf = pytest.importorskip("tensorflow")
 
     z, labels = _calibrated_logits(rng, n=600)
     model = keras.Sequential([keras.Input((10,)), keras.layers.Rescaling(2.0)])
@@ -258,7 +258,7 @@ def _temperature(calibrated):
 
 
 def test_calibrate_takes_validation_data_as_fit_does(rng):
-    import tensorflow as tf
+    tf = pytest.importorskip("tensorflow")
 
     z, labels = _calibrated_logits(rng, n=1200, scale=1.0)
     x = z.astype("float32")
