@@ -327,6 +327,40 @@ def check_distributions(y_true):
         )
 
 
+def predictions(y_pred, from_logits, validate_args=False):
+    """``(y_pred, valid)``: ``y_pred`` in its compute dtype and, for probabilities, per row
+    whether it is a distribution (``None`` for logits).
+
+    Keras' own cross-entropy renormalises any row it is given as probabilities,
+    so logits passed without ``from_logits=True`` give a finite, wrong loss;
+    here such rows give NaN (``validate_args``: a ``ValueError`` in eager mode).
+    The tolerance is ``probability_tolerance`` of the input dtype.
+    """
+    y_pred = ops.convert_to_tensor(y_pred)
+    tolerance = probability_tolerance(y_pred.dtype)
+    y_pred = ops.cast(y_pred, compute_dtype(y_pred.dtype))
+    if from_logits:
+        return y_pred, None
+    valid = probability_rows_valid(y_pred, tolerance)
+    if validate_args and is_concrete(valid):
+        if not bool(ops.convert_to_numpy(ops.all(valid))):
+            raise ValueError(
+                "Invalid value for `y_pred`: with `from_logits=False` every row must hold "
+                f"probabilities in [0, 1] summing to 1 (within {tolerance:g}). Pass "
+                "`from_logits=True` for logits."
+            )
+    return y_pred, valid
+
+
+def all_valid(*masks):
+    """Logical and of the boolean masks that are not ``None``."""
+    masks = [m for m in masks if m is not None]
+    valid = masks[0]
+    for mask in masks[1:]:
+        valid = ops.logical_and(valid, mask)
+    return valid
+
+
 def sparse_targets(y_true, y_pred, validate_args=False):
     """Integer targets for ``y_pred``: ``(labels, valid)``.
 

@@ -21,18 +21,20 @@ from keras_label_relaxation.losses._base import FunctionLoss
 _SERIALIZABLE = keras.saving.register_keras_serializable(package="keras_label_relaxation")
 
 
-def _sparse_inputs(y_true, y_pred, validate_args):
-    """``(labels, valid, y_pred)``: invalid ids become 0 and their losses NaN."""
-    y_pred = _numerics.cast_prediction(y_pred)
+def _sparse_inputs(y_true, y_pred, from_logits, validate_args):
+    """``(labels, valid, y_pred)``: invalid ids (and, from probabilities, prediction rows
+    that are not distributions) get NaN losses."""
+    y_pred, rows_valid = _numerics.predictions(y_pred, from_logits, validate_args)
     labels, valid = _numerics.sparse_targets(y_true, y_pred, validate_args)
-    return labels, valid, y_pred
+    return labels, _numerics.all_valid(valid, rows_valid), y_pred
 
 
-def _dense_inputs(y_true, y_pred, validate_args):
-    """``(rows, valid, y_pred)``: rows that are not distributions get NaN losses."""
-    y_pred = _numerics.cast_prediction(y_pred)
+def _dense_inputs(y_true, y_pred, from_logits, validate_args):
+    """``(rows, valid, y_pred)``: target rows (and, from probabilities, prediction rows)
+    that are not distributions get NaN losses."""
+    y_pred, rows_valid = _numerics.predictions(y_pred, from_logits, validate_args)
     y_true, valid = _numerics.dense_targets(y_true, y_pred, validate_args)
-    return y_true, valid, y_pred
+    return y_true, _numerics.all_valid(valid, rows_valid), y_pred
 
 
 def sparse_label_smoothing(y_true, y_pred, alpha=0.1, from_logits=False, validate_args=False):
@@ -63,7 +65,7 @@ def sparse_label_smoothing(y_true, y_pred, alpha=0.1, from_logits=False, validat
     array([0.3913], dtype=float32)
     """
     alpha = _numerics.check_probability_parameter(alpha, "alpha")
-    labels, valid, y_pred = _sparse_inputs(y_true, y_pred, validate_args)
+    labels, valid, y_pred = _sparse_inputs(y_true, y_pred, from_logits, validate_args)
     log_p = _numerics.log_probabilities(y_pred, from_logits)
     nll = -_numerics.gather_class(log_p, labels)
     loss = (1.0 - alpha) * nll - alpha * _numerics.mean(log_p, axis=-1)
@@ -101,7 +103,7 @@ def confidence_penalty(y_true, y_pred, beta=1.0, from_logits=False, validate_arg
     array([-0.0695], dtype=float32)
     """
     beta = _numerics.check_non_negative_parameter(beta, "beta")
-    y_true, valid, y_pred = _dense_inputs(y_true, y_pred, validate_args)
+    y_true, valid, y_pred = _dense_inputs(y_true, y_pred, from_logits, validate_args)
     log_p = _numerics.log_probabilities(y_pred, from_logits)
     loss = -ops.sum(y_true * log_p, axis=-1) - beta * _entropy(log_p)
     return _numerics.nan_where_invalid(loss, valid)
@@ -128,7 +130,7 @@ def sparse_confidence_penalty(y_true, y_pred, beta=1.0, from_logits=False, valid
     array([-0.0695], dtype=float32)
     """
     beta = _numerics.check_non_negative_parameter(beta, "beta")
-    labels, valid, y_pred = _sparse_inputs(y_true, y_pred, validate_args)
+    labels, valid, y_pred = _sparse_inputs(y_true, y_pred, from_logits, validate_args)
     log_p = _numerics.log_probabilities(y_pred, from_logits)
     loss = -_numerics.gather_class(log_p, labels) - beta * _entropy(log_p)
     return _numerics.nan_where_invalid(loss, valid)
@@ -167,7 +169,7 @@ def sparse_categorical_focal_crossentropy(
     """
     alpha = _numerics.check_non_negative_parameter(alpha, "alpha")
     gamma = _numerics.check_non_negative_parameter(gamma, "gamma")
-    labels, valid, y_pred = _sparse_inputs(y_true, y_pred, validate_args)
+    labels, valid, y_pred = _sparse_inputs(y_true, y_pred, from_logits, validate_args)
     log_p_y = -_numerics.cross_entropy(labels, y_pred, from_logits, sparse=True)
     one_minus_p = -ops.expm1(log_p_y)
     eps = keras.backend.epsilon()

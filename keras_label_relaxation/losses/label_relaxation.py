@@ -103,7 +103,9 @@ def label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False, validate_args
             than 1e-3 gets a NaN loss (compiled or eager); with
             ``validate_args=True`` it raises ``ValueError`` in eager mode.
         y_pred: Predictions, shape ``(..., K)``: probabilities, or logits with
-            ``from_logits=True``.
+            ``from_logits=True``. A row of "probabilities" that is not a
+            distribution (e.g. logits without ``from_logits=True``) gets a NaN
+            loss; Keras' cross-entropy would renormalise it silently.
         alpha: Float in (0, 1), or a tensor broadcastable to
             ``y_pred.shape[:-1]`` (one ``alpha`` per sample; an entry outside
             (0, 1) gives a NaN loss, or a ``ValueError`` with
@@ -126,7 +128,7 @@ def label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False, validate_args
     Reference: Lienen & Huellermeier, "From Label Smoothing to Label
     Relaxation", AAAI 2021, equations (5) and (6).
     """
-    y_pred = _numerics.cast_prediction(y_pred)
+    y_pred, rows_valid = _numerics.predictions(y_pred, from_logits, validate_args)
     y_true, valid = _numerics.dense_targets(y_true, y_pred, validate_args)
     alpha = _numerics.prepare_alpha(alpha, y_pred.dtype, validate_args=validate_args)
 
@@ -140,7 +142,7 @@ def label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False, validate_args
     is_one_hot = ops.all(ops.logical_or(ops.equal(y_true, 0.0), ops.equal(y_true, 1.0)))
     loss = ops.cond(is_one_hot, one_hot, soft)
     return _numerics.nan_where_invalid(
-        loss, ops.logical_and(valid, _numerics.probability_parameter_valid(alpha))
+        loss, _numerics.all_valid(valid, rows_valid, _numerics.probability_parameter_valid(alpha))
     )
 
 
@@ -163,7 +165,9 @@ def sparse_label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False, valida
             integer) gets a NaN loss on every backend, compiled or eager; with
             ``validate_args=True`` it raises ``ValueError`` in eager mode.
         y_pred: Predictions, shape ``(..., K)``: probabilities, or logits with
-            ``from_logits=True``.
+            ``from_logits=True``. A row of "probabilities" that is not a
+            distribution (e.g. logits without ``from_logits=True``) gets a NaN
+            loss; Keras' cross-entropy would renormalise it silently.
         alpha: Float in (0, 1), or a tensor broadcastable to
             ``y_pred.shape[:-1]`` (entries outside (0, 1) give NaN).
         from_logits: Whether ``y_pred`` holds logits.
@@ -182,13 +186,13 @@ def sparse_label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False, valida
 
     Reference: Lienen & Huellermeier, AAAI 2021, equation (6).
     """
-    y_pred = _numerics.cast_prediction(y_pred)
+    y_pred, rows_valid = _numerics.predictions(y_pred, from_logits, validate_args)
     labels, valid = _numerics.sparse_targets(y_true, y_pred, validate_args)
     alpha = _numerics.prepare_alpha(alpha, y_pred.dtype, validate_args=validate_args)
     log_p_y = -_numerics.cross_entropy(labels, y_pred, from_logits, sparse=True)
     loss = _numerics.relax_log_probability(log_p_y, alpha)
     return _numerics.nan_where_invalid(
-        loss, ops.logical_and(valid, _numerics.probability_parameter_valid(alpha))
+        loss, _numerics.all_valid(valid, rows_valid, _numerics.probability_parameter_valid(alpha))
     )
 
 

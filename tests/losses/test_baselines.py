@@ -185,3 +185,32 @@ def test_bad_target_rows_give_nan_only_for_their_sample():
         klr.confidence_penalty(np.array([[1.0, 0, 0], [0.5, 0.2, 0.1]]), logits, 1.0, True)
     )
     assert np.isfinite(value[0]) and np.isnan(value[1])
+
+
+@pytest.mark.parametrize(
+    "fn, y",
+    [
+        (klr.sparse_label_relaxation, [0, 1]),
+        (klr.label_relaxation, np.eye(3)[[0, 1]]),
+        (klr.sparse_label_smoothing, [0, 1]),
+        (klr.confidence_penalty, np.eye(3)[[0, 1]]),
+        (klr.sparse_confidence_penalty, [0, 1]),
+        (klr.sparse_categorical_focal_crossentropy, [0, 1]),
+    ],
+    ids=lambda v: getattr(v, "__name__", ""),
+)
+def test_logits_passed_as_probabilities_give_nan_not_a_renormalised_loss(fn, y):
+    # Keras' cross-entropy renormalises such rows silently; row 0 is a distribution.
+    rows = np.array([[0.7, 0.2, 0.1], [2.0, -1.0, 0.5]], "float32")
+    value = to_numpy(fn(y, rows))
+    assert np.isfinite(value[0]) and np.isnan(value[1])
+    np.testing.assert_allclose(value[0], to_numpy(fn(y[:1], rows[:1]))[0], rtol=1e-6)
+    with pytest.raises(ValueError, match="from_logits=True"):
+        fn(y, rows, validate_args=True)
+
+
+def test_binary_probabilities_outside_the_unit_interval_give_nan():
+    value = to_numpy(
+        klr.binary_label_relaxation(np.array([[1.0], [0.0]]), np.array([[0.9], [1.7]]))
+    )
+    assert np.isfinite(value[0]) and np.isnan(value[1])
