@@ -77,6 +77,12 @@ def reliability_diagram(
             raise ValueError("Pass `y_true` and `probs` (arrays), or `metric`.")
         num_bins = _check_num_bins(num_bins)
         weight, confidence, correct = _bins_from_arrays(y_true, probs, num_bins, sample_weight)
+    if not (np.isfinite(weight).all() and np.isfinite(confidence).all()):
+        raise ValueError(
+            "Invalid value for argument `metric`: its state is NaN, so it has seen "
+            "predictions that are not probabilities (logits without `from_logits=True`?) "
+            "or invalid labels since its last `reset_state`."
+        )
     total = weight.sum()
     if total <= 0:
         raise ValueError("Nothing to plot: the metric has seen no samples.")

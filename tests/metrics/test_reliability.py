@@ -56,3 +56,10 @@ def test_diagram_bad_input(data):
         klr.reliability_diagram(metric=klr.BrierScore())
     with pytest.raises(ValueError, match="Pass `y_true` and `probs`"):
         klr.reliability_diagram(labels)
+
+
+def test_a_poisoned_metric_is_refused():
+    metric = klr.ExpectedCalibrationError()
+    metric.update_state([0, 1], np.array([[2.0, -1.0], [0.3, 0.7]], "float32"))  # row 0: logits
+    with pytest.raises(ValueError, match="`metric`.*from_logits=True"):
+        klr.reliability_diagram(metric=metric)
