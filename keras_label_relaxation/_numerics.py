@@ -183,7 +183,10 @@ def probability_parameter_valid(value):
 
 
 def nan_where_invalid(values, valid):
-    """``values`` where ``valid``, NaN elsewhere (``valid`` broadcasts to ``values``)."""
+    """``values`` where ``valid``, NaN elsewhere (``valid`` broadcasts to ``values``; ``None``
+    means all valid)."""
+    if valid is None:
+        return values
     return ops.where(valid, values, ops.full_like(values, float("nan")))
 
 
@@ -241,16 +244,16 @@ def is_concrete(*tensors):
 
 
 def prepare_alpha(alpha, dtype, name="alpha", validate_args=False):
-    """Validate ``alpha`` (a float or a per-sample tensor) and cast it to ``dtype``.
+    """Validate ``alpha`` (a float or a per-sample tensor); return ``(alpha, valid)``.
 
-    A Python number is checked always; a tensor is checked entry by entry
-    when ``validate_args`` is set and its values are concrete (eager mode).
-    Either way the losses turn the loss of an entry outside (0, 1) into NaN
-    (``probability_parameter_valid``).
+    A Python number is checked always (``ValueError``), and ``valid`` is
+    ``None``. For a tensor, ``valid`` says per entry whether it lies in (0, 1)
+    (the losses turn the others' losses into NaN); with ``validate_args`` its
+    concrete (eager) values are also checked (``ValueError``).
     """
     if isinstance(alpha, (bool, int, float, np.floating, np.integer)):
         # Straight to ``dtype``: ops.cast would round a Python float to float32 first.
-        return ops.convert_to_tensor(check_probability_parameter(alpha, name), dtype=dtype)
+        return ops.convert_to_tensor(check_probability_parameter(alpha, name), dtype=dtype), None
     alpha = ops.convert_to_tensor(alpha)
     if validate_args and is_concrete(alpha):
         values = ops.convert_to_numpy(alpha)
@@ -260,7 +263,8 @@ def prepare_alpha(alpha, dtype, name="alpha", validate_args=False):
                 f"Invalid value for argument `{name}`. Expected every entry in (0, 1). "
                 f"Received: {name} with entries {values[bad][:5].tolist()}"
             )
-    return ops.cast(alpha, dtype)
+    alpha = ops.cast(alpha, dtype)
+    return alpha, probability_parameter_valid(alpha)
 
 
 def squeeze_sparse_labels(y_true, y_pred):
@@ -353,8 +357,10 @@ def predictions(y_pred, from_logits, validate_args=False):
 
 
 def all_valid(*masks):
-    """Logical and of the boolean masks that are not ``None``."""
+    """Logical and of the boolean masks that are not ``None`` (``None`` if all are)."""
     masks = [m for m in masks if m is not None]
+    if not masks:
+        return None
     valid = masks[0]
     for mask in masks[1:]:
         valid = ops.logical_and(valid, mask)

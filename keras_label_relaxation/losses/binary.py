@@ -52,12 +52,12 @@ def binary_label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False, valida
     if not from_logits:
         in_range = ops.all(ops.logical_and(y_pred >= 0.0, y_pred <= 1.0), axis=-1)
     _numerics.check_dense_shapes(y_true, y_pred)
-    alpha = _numerics.prepare_alpha(alpha, y_pred.dtype, validate_args=validate_args)
+    alpha, alpha_valid = _numerics.prepare_alpha(alpha, y_pred.dtype, validate_args=validate_args)
     if validate_args:
         _numerics.check_binary_targets(y_true)
     valid = _numerics.all_valid(
         ops.all(ops.logical_or(ops.equal(y_true, 0.0), ops.equal(y_true, 1.0)), axis=-1),
-        _numerics.probability_parameter_valid(alpha),
+        alpha_valid,
         in_range,
     )
     if len(alpha.shape) > 0:

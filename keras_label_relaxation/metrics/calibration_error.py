@@ -32,20 +32,11 @@ def _check_num_bins(num_bins):
     return int(num_bins)
 
 
-def _check_probabilities(probs, tolerance):
-    """Raise unless every row of ``probs`` lies in [0, 1] and sums to 1 (eager values only).
-
-    The check runs as tensor ops; only its boolean verdict leaves the device.
-    """
-    if not _numerics.is_concrete(probs):
-        return
-    valid = ops.all(_numerics.probability_rows_valid(probs, tolerance))
-    if not bool(ops.convert_to_numpy(valid)):
-        raise ValueError(
-            "Invalid value for `y_pred`: with `from_logits=False` every row must hold "
-            f"probabilities in [0, 1] summing to 1 (within {tolerance:g}). Pass "
-            "`from_logits=True` for logits."
-        )
+def _probabilities(y_pred, from_logits, validate_args):
+    """``(probs, valid)``: probabilities in the compute dtype and, when they were given as
+    such (``from_logits=False``), per row whether it is a distribution (else ``None``)."""
+    y_pred, valid = _numerics.predictions(y_pred, from_logits, validate_args)
+    return (ops.softmax(y_pred, axis=-1) if from_logits else y_pred), valid
 
 
 def _check_one_hot(rows):
@@ -97,35 +88,25 @@ def _prepare(y_true, y_pred, sample_weight, from_logits, validate_args=False):
     row is not one-hot gets the weight NaN: every result it enters is NaN, in
     compiled steps too. Masked samples (weight 0) are never poisoned.
     """
-    input_dtype = getattr(y_pred, "dtype", None)
-    y_pred_tensor = ops.convert_to_tensor(y_pred)
-    num_classes = y_pred_tensor.shape[-1]
-    dtype = _numerics.compute_dtype(y_pred_tensor.dtype)
     # A backend tensor carries its mask (convert_to_tensor returns it as it is); an array
     # has none and is converted once only.
-    host = isinstance(y_pred, (np.ndarray, np.generic, list, tuple, int, float))
-    weights = _merged_weights(y_pred_tensor if host else y_pred, sample_weight, dtype)
-    y_pred = ops.cast(y_pred_tensor, dtype)
-    if from_logits:
-        probs = ops.softmax(y_pred, axis=-1)
-        valid = ops.ones_like(weights, dtype="bool")
-    else:
-        probs = y_pred
-        tolerance = _numerics.probability_tolerance(input_dtype or y_pred_tensor.dtype)
-        if validate_args:
-            _check_probabilities(probs, tolerance)
-        valid = _numerics.probability_rows_valid(probs, tolerance)
+    if isinstance(y_pred, (np.ndarray, np.generic, list, tuple, int, float)):
+        y_pred = ops.convert_to_tensor(y_pred)
+    dtype = _numerics.compute_dtype(y_pred.dtype)
+    weights = _merged_weights(y_pred, sample_weight, dtype)
+    probs, valid = _probabilities(y_pred, from_logits, validate_args)
+    num_classes = probs.shape[-1]
     y_true = ops.convert_to_tensor(y_true)
-    if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] == num_classes != 1:
+    if len(y_true.shape) == len(probs.shape) and y_true.shape[-1] == num_classes != 1:
         y_true = ops.cast(y_true, dtype)
-        _numerics.check_dense_shapes(y_true, y_pred)
+        _numerics.check_dense_shapes(y_true, probs)
         if validate_args:
             _check_one_hot(y_true)
-        valid = ops.logical_and(valid, _numerics.one_hot_rows_valid(y_true))
+        target_valid = _numerics.one_hot_rows_valid(y_true)
         labels = ops.cast(ops.argmax(y_true, axis=-1), "int32")
     else:
-        labels, label_valid = _numerics.sparse_targets(y_true, y_pred, validate_args)
-        valid = ops.logical_and(valid, label_valid)
+        labels, target_valid = _numerics.sparse_targets(y_true, probs, validate_args)
+    valid = _numerics.all_valid(target_valid, valid)
     # Keras brings a weight of shape (..., 1) to rank (..., 1) too: flatten both.
     weights, valid = ops.reshape(weights, (-1,)), ops.reshape(valid, (-1,))
     weights = ops.where(
@@ -449,30 +430,19 @@ def brier_score(y_true, y_pred, from_logits=False, validate_args=False):
     >>> np.round(np.asarray(brier_score([0, 1], np.array([[0.9, 0.1], [0.8, 0.2]], "float32"))), 4)
     array([0.02, 1.28], dtype=float32)
     """
-    input_dtype = getattr(y_pred, "dtype", None)
-    y_pred = _numerics.cast_prediction(y_pred)
-    if from_logits:
-        probs = ops.softmax(y_pred, axis=-1)
-        valid = None
-    else:
-        probs = y_pred
-        tolerance = _numerics.probability_tolerance(input_dtype or y_pred.dtype)
-        if validate_args:
-            _check_probabilities(probs, tolerance)
-        valid = _numerics.probability_rows_valid(probs, tolerance)
+    probs, valid = _probabilities(y_pred, from_logits, validate_args)
     y_true = ops.convert_to_tensor(y_true)
-    num_classes = y_pred.shape[-1]
-    if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] == num_classes != 1:
+    num_classes = probs.shape[-1]
+    if len(y_true.shape) == len(probs.shape) and y_true.shape[-1] == num_classes != 1:
         y_true, target_valid = _numerics.dense_targets(y_true, probs, validate_args)
         score = ops.sum(ops.square(probs - y_true), axis=-1)
     else:
-        labels, target_valid = _numerics.sparse_targets(y_true, y_pred, validate_args)
+        labels, target_valid = _numerics.sparse_targets(y_true, probs, validate_args)
         # sum_k (p_k - e_y)^2 = sum_k p_k^2 - 2 p_y + 1, without a one-hot tensor.
         score = (
             ops.sum(ops.square(probs), axis=-1) - 2.0 * _numerics.gather_class(probs, labels) + 1.0
         )
-    valid = target_valid if valid is None else ops.logical_and(valid, target_valid)
-    return _numerics.nan_where_invalid(score, valid)
+    return _numerics.nan_where_invalid(score, _numerics.all_valid(target_valid, valid))
 
 
 @_SERIALIZABLE
