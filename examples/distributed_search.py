@@ -25,7 +25,10 @@ def main(argv=None):
 
     data = klr.datasets.load("digits")
     hypermodel = klr.tuning.LossHyperModel(
-        lambda: klr.models.simple_dense(data.input_shape, data.num_classes), "label_relaxation"
+        lambda: klr.models.simple_dense(data.input_shape, data.num_classes),
+        "label_relaxation",
+        sparse=True,
+        from_logits=True,
     )
     best, scores = klr.tuning.search(
         hypermodel,

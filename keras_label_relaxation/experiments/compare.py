@@ -328,7 +328,9 @@ def _run_loss(
     model_factory, data, name, grid, seed, optimize_for, epochs, batch_size, optimizer,
     callbacks, verbose, tuner_dir,
 ):  # fmt: skip
-    hypermodel = LossHyperModel(model_factory, name, grid=grid, optimizer=optimizer)
+    hypermodel = LossHyperModel(
+        model_factory, name, grid=grid, optimizer=optimizer, sparse=True, from_logits=True
+    )
     param, scores = search(
         hypermodel, data.x_train, data.y_train, optimize_for=optimize_for, epochs=epochs,
         batch_size=batch_size, seed=seed, directory=tuner_dir, project_name=f"seed{seed}_{name}",
@@ -352,7 +354,9 @@ def _run_temperature_scaling(
     (x_fit, y_fit), (x_cal, y_cal) = split_holdout(
         data.x_train, data.y_train, CALIBRATION_FRACTION, seed
     )
-    hypermodel = LossHyperModel(model_factory, "cross_entropy", optimizer=optimizer)
+    hypermodel = LossHyperModel(
+        model_factory, "cross_entropy", optimizer=optimizer, sparse=True, from_logits=True
+    )
     model = _fit(hypermodel, None, x_fit, y_fit, epochs, batch_size, seed,
                  callbacks, verbose)  # fmt: skip
     scaling = TemperatureScaling()

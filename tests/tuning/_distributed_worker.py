@@ -52,7 +52,7 @@ def main(directory, output, workers):
     hypermodel = LossHyperModel(
         lambda: keras.Sequential([keras.Input(data.input_shape), keras.layers.Flatten(),
                                   keras.layers.Dense(data.num_classes)]),
-        "label_relaxation",
+        "label_relaxation", sparse=True, from_logits=True,
     )  # fmt: skip
     best, scores = search(
         hypermodel, x, y, "ece", epochs=1, batch_size=64, directory=directory,

@@ -24,7 +24,7 @@ def _hypermodel(data, grid=(0.05, 0.2), builds=None):
         return models.simple_dense(data.input_shape, data.num_classes)
 
     return LossHyperModel(
-        build, "label_relaxation", grid=grid,
+        build, "label_relaxation", grid=grid, sparse=True, from_logits=True,
         optimizer=lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
     )  # fmt: skip
 
