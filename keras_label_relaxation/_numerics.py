@@ -154,13 +154,14 @@ def probability_tolerance(dtype):
 
 
 def probability_rows_valid(probs, tolerance=DISTRIBUTION_TOLERANCE):
-    """Per row (last axis): every entry in [0, 1] and the sum within ``tolerance`` of 1.
+    """Per row (last axis): no negative entry and the sum within ``tolerance`` of 1.
 
-    NaN entries make a row invalid. Returns a boolean tensor of shape
-    ``probs.shape[:-1]``.
+    Such a row has no entry above ``1 + tolerance`` either, so two row
+    reductions do (a minimum and a sum; the sum turns NaN entries into an
+    invalid row). Returns a boolean tensor of shape ``probs.shape[:-1]``.
     """
-    in_range = ops.all(ops.logical_and(probs >= 0.0, probs <= 1.0), axis=-1)
-    return ops.logical_and(in_range, ops.abs(ops.sum(probs, axis=-1) - 1.0) <= tolerance)
+    nonnegative = ops.min(probs, axis=-1) >= 0.0
+    return ops.logical_and(nonnegative, ops.abs(ops.sum(probs, axis=-1) - 1.0) <= tolerance)
 
 
 def one_hot_rows_valid(rows):

@@ -9,6 +9,7 @@ from keras_label_relaxation.tuning.hypermodel import (
 from keras_label_relaxation.tuning.search import (
     FinalEpochGridSearch,
     ResumableGridSearchOracle,
+    best_value,
     replica_batch_size,
     search,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "FinalEpochGridSearch",
     "LossHyperModel",
     "ResumableGridSearchOracle",
+    "best_value",
     "get_objective",
     "replica_batch_size",
     "search",

@@ -1,5 +1,6 @@
 """The paper's parameter search: a grid over a 1/6 hold-out, scored at the final epoch."""
 
+import copy
 import functools
 import math
 
@@ -24,6 +25,13 @@ class ResumableGridSearchOracle(keras_tuner.oracles.GridSearchOracle):
 
     def reload(self):
         super().reload()
+        missing = [a for a in ("_ordered_ids", "_populate_next") if not hasattr(self, a)]
+        if missing:  # the internals this class rebuilds (keras-tuner 1.4; setup.cfg pins <1.5)
+            raise RuntimeError(
+                f"keras-tuner {keras_tuner.__version__}'s GridSearchOracle lacks {missing}, which "
+                "ResumableGridSearchOracle rebuilds to resume a search; keras-label-relaxation "
+                "is tested with keras-tuner 1.4."
+            )
         ids = sorted(
             self.trials,
             key=functools.cmp_to_key(
@@ -118,24 +126,86 @@ class FinalEpochGridSearch(keras_tuner.Tuner):
         """Whether this tuner is a worker of a distributed search (its oracle is the chief's)."""
         return not isinstance(self.oracle, keras_tuner.Oracle)
 
-    def run_trial(self, trial, *args, **kwargs):
+    def run_trial(self, trial, *args, callbacks=None, **kwargs):
         keras.utils.set_random_seed(self.trial_seed)
         hp = trial.hyperparameters
         model = self.hypermodel.build(hp)
-        history = self.hypermodel.fit(hp, model, *args, **kwargs)
+        callbacks = _copy_callbacks(callbacks)
+        history = self.hypermodel.fit(hp, model, *args, callbacks=callbacks, **kwargs)
         name = self.oracle.objective.name
         if name not in history.history:
             raise ValueError(
                 f"The objective {name!r} is not among the logged metrics {sorted(history.history)}."
             )
-        self._last_score[trial.trial_id] = float(history.history[name][-1])
-        return {name: self._last_score[trial.trial_id]}
+        score = _final_score(history.history, name)
+        self._last_score[trial.trial_id] = score
+        if math.isnan(score):
+            # keras-tuner turns a NaN score into an invalid trial, which counts as a failure
+            # and ends the search; the worst value keeps it a completed trial that cannot win.
+            score = -math.inf if self.oracle.objective.direction == "max" else math.inf
+        return {name: score}
 
     def on_trial_end(self, trial):
         score = self._last_score.pop(trial.trial_id, None)
         if trial.status == "COMPLETED" and score is not None:
             self.completed_trials[trial.trial_id] = (trial.hyperparameters.copy(), score)
         super().on_trial_end(trial)
+
+
+def _copy_callbacks(callbacks):
+    """A deep copy of the callbacks for one trial, as keras-tuner's own ``Tuner`` makes.
+
+    One shared ``EarlyStopping`` or ``ModelCheckpoint`` would carry its state
+    (best value, wait count, stopped epoch) from one trial into the next.
+    """
+    callbacks = list(callbacks or [])
+    try:
+        return copy.deepcopy(callbacks)
+    except Exception as error:
+        # keras-tuner's FatalValueError (a ValueError) ends the search instead of failing a trial.
+        raise keras_tuner.errors.FatalValueError(
+            "Every trial of a search trains with its own copy of the callbacks, so they must "
+            "be deep-copyable (as in keras-tuner). Received: callbacks="
+            f"{[type(c).__name__ for c in callbacks]}, which copy.deepcopy refused: {error}"
+        ) from error
+
+
+def _final_score(logs, name):
+    """The final epoch's objective; NaN when the trial diverged.
+
+    A trial diverged when its final training or validation loss is not finite:
+    its other metrics (an accuracy of NaN logits, say) are finite but
+    meaningless, so its score is NaN and it cannot win.
+    """
+    losses = [logs[k][-1] for k in ("loss", "val_loss") if logs.get(k)]
+    score = float(logs[name][-1])
+    return score if all(math.isfinite(v) for v in [score, *losses]) else math.nan
+
+
+def best_value(scores, direction):
+    """The best grid value of ``{value: score}``: non-finite scores (diverged trials) never win.
+
+    Ties go to the first value in ``scores``' order.
+
+    Args:
+        scores: ``{value: score}``.
+        direction: ``"max"`` or ``"min"``.
+
+    Raises:
+        ValueError: when no score is finite (every trial diverged), naming them.
+
+    Example:
+    >>> best_value({0.1: 0.9, 0.2: float("nan"), 0.3: 0.8}, "max")
+    0.1
+    """
+    finite = {v: s for v, s in scores.items() if math.isfinite(s)}
+    if not finite:
+        raise ValueError(
+            f"Every trial of the search diverged (no finite score): scores={scores}. Lower the "
+            "learning rate or the grid's largest values."
+        )
+    pick = max if direction == "max" else min
+    return pick(finite, key=finite.get)
 
 
 def search(
@@ -183,13 +253,19 @@ def search(
 
     Returns:
         ``(best_value, scores)``: the best parameter (``None`` for a loss
-        without one) and ``{value: final-epoch objective}`` for every trial.
-        A worker of a distributed search returns ``(None, scores)`` for the
-        trials it ran itself.
+        without one) and ``{value: final-epoch objective}`` for every trial,
+        NaN for a trial that diverged (its final ``loss`` or ``val_loss`` is
+        not finite); such a trial never wins (``best_value``). A worker of a
+        distributed search returns ``(None, scores)`` for the trials it ran
+        itself.
+
+    Raises:
+        ValueError: when every trial diverged, naming the scores.
     """
     import tempfile
 
     objective = get_objective(optimize_for)
+    _copy_callbacks(callbacks)  # refuse uncopyable callbacks before the first trial
     (x_fit, y_fit), (x_val, y_val) = split_holdout(x, y, holdout_fraction, seed)
     if hypermodel.grid is None:
         return None, {}
@@ -213,18 +289,18 @@ def search(
     )
     if tuner.is_worker:  # the chief holds the grid; a worker knows the trials it ran
         own = tuner.completed_trials.values()
-        scores = {float(hp.get(hypermodel.param_name)): s for hp, s in own if not math.isnan(s)}
+        scores = {float(hp.get(hypermodel.param_name)): s for hp, s in own}
         return None, dict(sorted(scores.items()))
     scores = {}
     for trial in tuner.oracle.trials.values():
         if trial.status == "COMPLETED":
             value = trial.hyperparameters.get(hypermodel.param_name)
-            scores[float(value)] = float(trial.score)
+            score = math.nan if trial.score is None else float(trial.score)
+            scores[float(value)] = score if math.isfinite(score) else math.nan  # diverged
     if len(scores) < len(hypermodel.grid):
         raise RuntimeError(
             f"The search finished {len(scores)} of {len(hypermodel.grid)} trials; "
             f"see the trial logs in {tuner.project_dir}."
         )
-    pick = max if objective.direction == "max" else min
-    best = pick(hypermodel.grid, key=lambda v: scores[v])  # ties: the first grid value
+    best = best_value({v: scores[v] for v in hypermodel.grid}, objective.direction)
     return best, dict(sorted(scores.items()))

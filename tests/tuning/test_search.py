@@ -106,3 +106,89 @@ def test_bad_grids_and_names():
         LossHyperModel(lambda: None, "hinge")
     with pytest.raises(ValueError, match="`optimize_for`"):
         search(LossHyperModel(lambda: None, "lr"), np.zeros((12, 2)), np.zeros(12), "loss")
+
+
+class _PoisonWeights(keras.callbacks.Callback):
+    """Makes a trial diverge: NaN output weights, so every loss after is NaN."""
+
+    def on_train_begin(self, logs=None):
+        kernel = self.model.layers[-1].kernel
+        kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+
+
+class _DivergingHyperModel(LossHyperModel):
+    """Trials whose alpha is in ``diverge`` diverge; their accuracy stays finite (argmax of NaN)."""
+
+    def __init__(self, base, diverge):
+        super().__init__(
+            base.build_model, base.loss, grid=base.grid, optimizer=base.optimizer, sparse=True, from_logits=True,
+        )  # fmt: skip
+        self.diverge = set(diverge)
+
+    def fit(self, hp, model, *args, callbacks=(), **kwargs):
+        if hp.get(self.param_name) in self.diverge:
+            callbacks = [*callbacks, _PoisonWeights()]
+        return super().fit(hp, model, *args, callbacks=callbacks, **kwargs)
+
+
+@pytest.mark.parametrize("optimize_for", ["acc", "ece"])
+def test_a_diverged_trial_is_recorded_as_nan_and_never_wins(digits, tmp_path, optimize_for):
+    grid = (0.05, 0.1, 0.2)
+    hypermodel = _DivergingHyperModel(_hypermodel(digits, grid), diverge={0.1})
+    best, scores = search(hypermodel, digits.x_train, digits.y_train, optimize_for, epochs=2,
+                          directory=str(tmp_path))  # fmt: skip
+    assert set(scores) == set(grid) and np.isnan(scores[0.1])
+    finite = {v: s for v, s in scores.items() if v != 0.1}
+    assert all(np.isfinite(s) for s in finite.values())
+    assert best == (max if optimize_for == "acc" else min)(finite, key=finite.get)
+
+
+def test_a_search_whose_trials_all_diverged_raises_naming_them(digits, tmp_path):
+    grid = (0.05, 0.2)
+    hypermodel = _DivergingHyperModel(_hypermodel(digits, grid), diverge=set(grid))
+    with pytest.raises(ValueError, match=r"diverged.*0\.05: nan.*0\.2: nan"):
+        search(hypermodel, digits.x_train, digits.y_train, "acc", epochs=1,
+               directory=str(tmp_path))  # fmt: skip
+
+
+def test_best_value_ignores_non_finite_scores():
+    from keras_label_relaxation.tuning import best_value
+
+    scores = {0.1: np.nan, 0.2: 0.5, 0.3: np.inf, 0.4: 0.7, 0.5: -np.inf}
+    assert best_value(scores, "max") == 0.4 and best_value(scores, "min") == 0.2
+    assert best_value({0.1: 0.5, 0.2: 0.5}, "min") == 0.1  # ties: the first value
+    with pytest.raises(ValueError, match="diverged"):
+        best_value({0.1: np.nan, 0.2: np.inf}, "max")
+
+
+class _EpochCounter(keras.callbacks.Callback):
+    """Counts the epochs it has seen; records its count at every start of training."""
+
+    counts_at_start = []  # a class attribute: shared by the copies, unlike their counters
+
+    def __init__(self):
+        super().__init__()
+        self.epochs = 0
+
+    def on_train_begin(self, logs=None):
+        type(self).counts_at_start.append(self.epochs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs += 1
+
+
+def test_every_trial_gets_its_own_copy_of_the_callbacks(digits, tmp_path):
+    counter = _EpochCounter()
+    _EpochCounter.counts_at_start.clear()
+    search(_hypermodel(digits, (0.05, 0.1, 0.2)), digits.x_train, digits.y_train, "ece",
+           epochs=2, directory=str(tmp_path), callbacks=[counter])  # fmt: skip
+    assert _EpochCounter.counts_at_start == [0, 0, 0]  # shared: [0, 2, 4]
+    assert counter.epochs == 0  # the user's object is left as it was given
+
+    class Uncopyable(keras.callbacks.Callback):
+        def __deepcopy__(self, memo):
+            raise TypeError("holds a lock")
+
+    with pytest.raises(ValueError, match="callbacks=.*Uncopyable.*deep-copy|deep-copyable"):
+        search(_hypermodel(digits, (0.05,)), digits.x_train, digits.y_train, "ece", epochs=1,
+               directory=str(tmp_path / "u"), callbacks=[Uncopyable()])  # fmt: skip
