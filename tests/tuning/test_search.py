@@ -121,7 +121,8 @@ class _DivergingHyperModel(LossHyperModel):
 
     def __init__(self, base, diverge):
         super().__init__(
-            base.build_model, base.loss, grid=base.grid, optimizer=base.optimizer, sparse=True, from_logits=True,
+            base.build_model, base.loss, grid=base.grid, optimizer=base.optimizer,
+            sparse=True, from_logits=True,
         )  # fmt: skip
         self.diverge = set(diverge)
 
