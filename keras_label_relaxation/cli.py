@@ -8,38 +8,25 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULT_LOSSES = "ce,ls,cp,fl,lr"
-#: ``klr reproduce --quick``: one seed, this many training examples, this many epochs.
-QUICK_EXAMPLES = 5000
-QUICK_EPOCHS = 2
 
 
 def _demo(args):
-    from keras_label_relaxation.experiments.demo import format_results, run_demo
+    from keras_label_relaxation import models
+    from keras_label_relaxation.datasets import load
+    from keras_label_relaxation.experiments import compare
 
     print(
         f"Training the 2x1024 dense network on scikit-learn's digits ({args.epochs} epochs, "
-        f"seed {args.seed}) with cross-entropy and label relaxation (alpha={args.alpha})...",
+        f"seed 0) with cross-entropy and label relaxation (alpha={args.alpha})...",
         flush=True,
     )
-    results = run_demo(epochs=args.epochs, alpha=args.alpha, seed=args.seed, verbose=args.verbose)
-    print(format_results(results))
+    results = compare(
+        models.simple_dense, load("digits"), losses=("ce", "lr"), grids={"lr": [args.alpha]},
+        epochs=args.epochs, temperature_scaling=False, out_dir=args.out, verbose=args.verbose,
+        progress=None,
+    )  # fmt: skip
+    print(results.to_markdown())
     return 0
-
-
-def _load_data(dataset, data_dir):
-    """A named data set, an ``.npz`` file (x_train, y_train, x_test, y_test) or an IDX directory."""
-    import numpy as np
-
-    from keras_label_relaxation import datasets
-
-    if str(dataset).endswith(".npz"):
-        with np.load(dataset) as arrays:
-            missing = {"x_train", "y_train", "x_test", "y_test"} - set(arrays.files)
-            if missing:
-                raise ValueError(f"{dataset} lacks the arrays {sorted(missing)}")
-            splits = [arrays[k] for k in ("x_train", "y_train", "x_test", "y_test")]
-        return datasets.from_arrays(os.path.basename(dataset)[:-4], *splits)
-    return datasets.load(dataset, data_dir=data_dir)
 
 
 def _scale_setup(args):
@@ -64,31 +51,17 @@ def _scale_setup(args):
     )
 
 
-def _subset(data, limit, seed=0):
-    import dataclasses
-
-    import numpy as np
-
-    if not limit:
-        return data
-    rng = np.random.default_rng(seed)
-    train = rng.permutation(len(data.y_train))[:limit]
-    test = rng.permutation(len(data.y_test))[: max(1, limit // 5)]
-    return dataclasses.replace(
-        data,
-        x_train=data.x_train[train],
-        y_train=data.y_train[train],
-        x_test=data.x_test[test],
-        y_test=data.y_test[test],
-    )
+def _augment(args):
+    """``--no-augment``: False; otherwise None (the paper's choice per data set)."""
+    return False if args.no_augment else None
 
 
 def _compare(args):
-    from keras_label_relaxation import models
+    from keras_label_relaxation import datasets, models
     from keras_label_relaxation.experiments import compare
 
     losses = [name.strip() for name in args.losses.split(",") if name.strip()]
-    data = _subset(_load_data(args.dataset, args.data_dir), args.limit)
+    data = datasets.subset(datasets.load(args.dataset, data_dir=args.data_dir), args.limit)
     if args.model not in models.MODEL_NAMES:
         raise ValueError(
             f"Unknown model name: {args.model!r}. Valid names: {', '.join(models.MODEL_NAMES)}"
@@ -113,72 +86,28 @@ def _compare(args):
             config={"model": args.model, "limit": args.limit},
             verbose=args.verbose,
             test_fraction=args.test_fraction,
+            augment=_augment(args),
         )
     print(results.to_markdown())
     return 0
 
 
 def _reproduce(args):
-    from keras_label_relaxation.experiments import paper
+    from keras_label_relaxation.experiments.reproduction import reproduce, runs
 
-    preset = paper.PRESETS[args.table]
-    seeds = 1 if args.quick else preset["seeds"]
     out_root = args.out or os.path.join(
         "klr-results", args.table + ("_quick" if args.quick else "")
     )
-    runs = [(d, m, o) for d, m in preset["runs"] for o in ("acc", "ece")]
     with _scale_setup(args):
-        for dataset, model, optimize_for in runs:
-            _reproduce_one(args, seeds, out_root, dataset, model, optimize_for)
+        for dataset, model, optimize_for in runs(args.table):
+            block = reproduce(
+                args.table, dataset, model, optimize_for,
+                out_dir=os.path.join(out_root, f"{dataset}_{model}_{optimize_for}"),
+                quick=args.quick, data_dir=args.data_dir, verbose=args.verbose,
+                augment=_augment(args),
+            )  # fmt: skip
+            print(block.to_markdown(), flush=True)
     return 0
-
-
-def _reproduce_one(args, seeds, out_root, dataset, model, optimize_for):
-    from keras_label_relaxation import models
-    from keras_label_relaxation.experiments import compare, paper
-
-    data = _subset(_load_data(dataset, args.data_dir), QUICK_EXAMPLES if args.quick else None)
-    epochs, lr, multiplier, steps = paper.schedule(model, dataset)
-    if args.quick:  # the schedule compressed to QUICK_EPOCHS
-        steps = tuple(s * QUICK_EPOCHS / epochs for s in steps)
-        epochs = QUICK_EPOCHS
-    print(f"\n{args.table}: {model} on {dataset}, optimised for {optimize_for} "
-          f"({seeds} seed(s), {epochs} epochs)", flush=True)  # fmt: skip
-    results = compare(
-        lambda shape, classes, name=model: models.get_model(name, shape, classes),
-        data,
-        seeds=seeds,
-        optimize_for=optimize_for,
-        epochs=epochs,
-        batch_size=64,
-        optimizer=lambda lr=lr: paper_sgd(lr),
-        callbacks=lambda: [paper.PaperLearningRate(lr, multiplier, steps)],
-        out_dir=os.path.join(out_root, f"{dataset}_{model}_{optimize_for}"),
-        config={"table": args.table, "model": model, "quick": bool(args.quick)},
-        verbose=args.verbose,
-    )
-    published = paper.paper_rows(args.table, dataset, model, optimize_for)
-    print("| loss | acc (ours) | acc (paper) | ECE (ours) | ECE (paper) |")
-    print("| --- | --- | --- | --- | --- |")
-    for row in results.summary:
-        ref = published.get(row["loss"], {})
-        ours_acc = _mean_std(row["accuracy"], row["accuracy_std"])
-        ours_ece = _mean_std(row["ece"], row["ece_std"])
-        paper_acc = _mean_std(ref.get("acc"), ref.get("acc_std"))
-        paper_ece = _mean_std(ref.get("ece"), ref.get("ece_std"))
-        print(f"| {row['loss']} | {ours_acc} | {paper_acc} | {ours_ece} | {paper_ece} |")
-
-
-def _mean_std(mean, std):
-    """``mean ± std``, or a dash where the paper has no such row."""
-    return "—" if mean is None else f"{mean:.3f} ± {std:.3f}"
-
-
-def paper_sgd(learning_rate):
-    """SGD with Nesterov momentum 0.9 (the paper's optimiser)."""
-    import keras
-
-    return keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9, nesterov=True)
 
 
 def _fraction(text):
@@ -193,6 +122,14 @@ def _positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
     return value
+
+
+def _augment_option(parser):
+    parser.add_argument(
+        "--no-augment", action="store_true",
+        help="train CIFAR without the paper's augmentation (random flips, shifts of 0.1), "
+        "which is on by default for cifar10 and cifar100",
+    )  # fmt: skip
 
 
 def _scale_options(parser):
@@ -213,11 +150,13 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser(
-        "demo", help="cross-entropy vs label relaxation on the bundled digits data"
+        "demo",
+        help="cross-entropy vs label relaxation on the bundled digits data: `klr compare "
+        "--losses ce,lr` with one alpha and without CE+TS",
     )
     demo.add_argument("--epochs", type=_positive_int, default=25)
     demo.add_argument("--alpha", type=float, default=0.1)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--out", help="output directory (default: a temporary one)")
     demo.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2))
     demo.set_defaults(run=_demo)
 
@@ -251,6 +190,7 @@ def build_parser():
     compare.add_argument("--data-dir", help="tensorflow-datasets data directory")
     compare.add_argument("--out", help="output directory (default: klr-results/...)")
     compare.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2))
+    _augment_option(compare)
     _scale_options(compare)
     compare.set_defaults(run=_compare)
 
@@ -265,6 +205,7 @@ def build_parser():
     reproduce.add_argument("--data-dir", help="tensorflow-datasets data directory")
     reproduce.add_argument("--out", help="output directory (default: klr-results/TABLE)")
     reproduce.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2))
+    _augment_option(reproduce)
     _scale_options(reproduce)
     reproduce.set_defaults(run=_reproduce)
     return parser

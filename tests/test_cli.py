@@ -1,22 +1,17 @@
+import json
 import subprocess
 import sys
 
 from keras_label_relaxation.cli import main
-from keras_label_relaxation.experiments import run_demo
 
 
-def test_demo_trains_both_losses_and_reports_metrics():
-    results = run_demo(epochs=3)
-    assert set(results) == {"cross_entropy", "label_relaxation"}
-    for metrics in results.values():
-        assert metrics["accuracy"] > 0.8
-        assert 0.0 <= metrics["ece"] <= 1.0 and metrics["nll"] > 0.0
-
-
-def test_klr_demo_prints_a_table(capsys):
-    assert main(["demo", "--epochs", "1"]) == 0
+def test_klr_demo_is_compare_with_cross_entropy_and_one_alpha(capsys, tmp_path):
+    assert main(["demo", "--epochs", "3", "--alpha", "0.2", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "| cross_entropy |" in out and "| label_relaxation |" in out
+    assert "| CE |" in out and "| LR (alpha = 0.2) |" in out and "CE+TS" not in out
+    summary = json.loads((tmp_path / "results.json").read_text())["summary"]
+    for row in summary:
+        assert row["accuracy"] > 0.8 and 0.0 <= row["ece"] <= 1.0 and row["nll"] > 0.0
 
 
 def test_module_entry_point_help():

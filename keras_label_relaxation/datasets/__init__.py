@@ -2,7 +2,7 @@
 
 from keras_label_relaxation.datasets.digits import load_digits
 from keras_label_relaxation.datasets.idx import load_idx_directory, read_idx
-from keras_label_relaxation.datasets.pipeline import augmentation, make_dataset
+from keras_label_relaxation.datasets.pipeline import AUGMENTED_DATASETS, augmentation, make_dataset
 from keras_label_relaxation.datasets.protocol import (
     CALIBRATION_FRACTION,
     DATASET_NAMES,
@@ -10,9 +10,12 @@ from keras_label_relaxation.datasets.protocol import (
     ClassificationData,
     from_arrays,
     load,
+    load_npz,
     resample,
     split_holdout,
     standardize,
+    subset,
+    subtract_pixel_mean,
 )
 from keras_label_relaxation.datasets.tfds_source import (
     TFDS_NAMES,
@@ -21,6 +24,7 @@ from keras_label_relaxation.datasets.tfds_source import (
 )
 
 __all__ = [
+    "AUGMENTED_DATASETS",
     "CALIBRATION_FRACTION",
     "DATASET_NAMES",
     "HOLDOUT_FRACTION",
@@ -32,10 +36,13 @@ __all__ = [
     "load",
     "load_digits",
     "load_idx_directory",
+    "load_npz",
     "load_tfds",
     "make_dataset",
     "read_idx",
     "resample",
     "split_holdout",
     "standardize",
+    "subset",
+    "subtract_pixel_mean",
 ]

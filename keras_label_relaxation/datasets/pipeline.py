@@ -2,6 +2,9 @@
 
 import keras
 
+#: Data sets the paper trains with ``augmentation`` (its CIFAR experiments).
+AUGMENTED_DATASETS = ("cifar10", "cifar100")
+
 
 def augmentation(seed=0):
     """Random horizontal flip and width/height shift of 0.1, as in the paper.

@@ -221,6 +221,7 @@ def search(
     holdout_fraction=HOLDOUT_FRACTION,
     callbacks=None,
     verbose=0,
+    validation_data=None,
 ):
     """Grid-search the loss parameter of ``hypermodel`` on a hold-out of ``(x, y)``.
 
@@ -248,8 +249,13 @@ def search(
         directory: keras-tuner directory (``None``: a temporary one).
         project_name: keras-tuner project name.
         holdout_fraction: Share of ``(x, y)`` used for validation.
-        callbacks: Keras callbacks for every trial's ``fit``.
+        callbacks: Keras callbacks for every trial's ``fit``; each trial
+            trains with its own deep copy.
         verbose: Keras' ``fit`` verbosity.
+        validation_data: ``(x_val, y_val)`` to score on instead of a
+            hold-out of ``(x, y)``, which is then trained on whole (for a
+            caller that splits itself, e.g. to centre both parts on the
+            per-pixel mean of the training part, as ``compare`` does).
 
     Returns:
         ``(best_value, scores)``: the best parameter (``None`` for a loss
@@ -266,7 +272,10 @@ def search(
 
     objective = get_objective(optimize_for)
     _copy_callbacks(callbacks)  # refuse uncopyable callbacks before the first trial
-    (x_fit, y_fit), (x_val, y_val) = split_holdout(x, y, holdout_fraction, seed)
+    if validation_data is None:
+        (x_fit, y_fit), (x_val, y_val) = split_holdout(x, y, holdout_fraction, seed)
+    else:
+        (x_fit, y_fit), (x_val, y_val) = (x, y), tuple(validation_data)
     if hypermodel.grid is None:
         return None, {}
     tuner = FinalEpochGridSearch(

@@ -40,6 +40,10 @@ def test_klr_compare_end_to_end(tmp_path, capsys):
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert [r["loss"] for r in rows] == ["CE", "LR", "CE+TS"]
     assert (out / "table.md").read_text().startswith("| Loss (digits, optimised for ece)")
+    # One seed has no spread: no "± 0.000" in the table, no standard deviation in the summary.
+    assert "±" not in printed and "±" not in (out / "table.md").read_text()
+    assert all(row["accuracy_std"] is None and row["ece_std"] is None for row in results["summary"])
+    assert json.loads((out / "config.json").read_text())["augment"] is False  # not CIFAR
     for name in ("CE", "LR", "CE_TS"):
         assert (out / f"reliability_{name}.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -90,6 +94,9 @@ def test_user_data_and_model_through_the_python_api(tmp_path):
                       out_dir=str(tmp_path))  # fmt: skip
     assert [row["loss"] for row in results.summary] == ["LR"]
     assert results.summary[0]["seeds"] == 2 and results.summary[0]["accuracy"] > 0.7
+    accuracies = [r["accuracy"] for r in results.records]
+    assert results.summary[0]["accuracy_std"] == pytest.approx(np.std(accuracies))
+    assert f"{np.mean(accuracies):.3f} ± {np.std(accuracies):.3f}" in results.to_markdown()
 
 
 def test_npz_dataset_through_the_cli(tmp_path, capsys):
@@ -184,6 +191,92 @@ def test_reproduce_runs_both_schemes_next_to_the_papers_numbers(tmp_path, capsys
     assert "simple_dense on mnist, optimised for ece" in printed
     # The paper's values stand next to ours: LR optimised for ECE on MNIST is 0.985 / 0.003.
     assert "| 0.985 ± 0.002 |" in printed and "| 0.003 ± 0.001 |" in printed
+    lr_row = next(line for line in printed.splitlines() if line.startswith("| LR |"))
+    assert lr_row.count("±") == 2  # the paper's spreads; ours has one seed, so none
     assert "| — |" in printed  # CE has no row in the paper's ECE-optimised block
     for scheme in ("acc", "ece"):
         assert (tmp_path / "out" / f"mnist_simple_dense_{scheme}" / "results.json").exists()
+
+
+class _FitSpy:
+    """Records the model and the per-pixel mean of the inputs of every ``Model.fit``."""
+
+    def __init__(self, monkeypatch):
+        import keras
+
+        self.models, self.means = [], []
+        original = keras.Model.fit
+
+        def fit(model, x=None, *args, **kwargs):
+            self.models.append(model)
+            self.means.append(np.asarray(x).mean(axis=0))
+            return original(model, x, *args, **kwargs)
+
+        monkeypatch.setattr(keras.Model, "fit", fit)
+
+
+def test_every_model_is_centred_on_the_mean_of_its_own_fit_data(digits, tmp_path, monkeypatch):
+    spy = _FitSpy(monkeypatch)
+    compare(models.simple_dense, digits, losses=["lr"], grids={"lr": [0.05, 0.2]}, epochs=1,
+            out_dir=str(tmp_path), progress=None)  # fmt: skip
+    # Two search trials (on 5/6), the retrained LR model (all) and CE for CE+TS (85%).
+    assert len(spy.means) == 4
+    for mean in spy.means:  # a mean taken on other data leaves an offset of ~1e-2 here
+        assert np.abs(mean).max() < 1e-5
+
+
+def _mock_cifar(tmp_path, num_examples=30):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=num_examples):
+        return datasets.load("cifar10", data_dir=str(tmp_path))
+
+
+def _tiny(shape, classes):
+    import keras
+
+    return keras.Sequential(
+        [keras.Input(shape), keras.layers.Flatten(), keras.layers.Dense(classes)]
+    )
+
+
+def test_cifar_trains_with_the_papers_augmentation_by_default(tmp_path, monkeypatch):
+    import keras
+
+    data = _mock_cifar(tmp_path)
+    spy = _FitSpy(monkeypatch)
+    results = compare(_tiny, data, losses=["lr"], grids={"lr": [0.1]}, epochs=1,
+                      out_dir=str(tmp_path / "run"), progress=None)  # fmt: skip
+    assert len(spy.models) == 3  # the search trial, the retrained LR model, CE for CE+TS
+    x = keras.ops.convert_to_tensor(data.x_train[:8] - data.x_train.mean(0))
+    for model in spy.models:
+        augmentation = model.get_layer("augmentation")
+        assert [type(layer).__name__ for layer in augmentation.layers] == [
+            "RandomFlip", "RandomTranslation"
+        ]  # fmt: skip
+        # In the training path the images change; at inference (predict, evaluate) they do not.
+        trained = keras.ops.convert_to_numpy(model(x, training=True))
+        inferred = keras.ops.convert_to_numpy(model(x, training=False))
+        assert not np.allclose(trained, inferred)
+        np.testing.assert_allclose(model.predict(x, verbose=0), inferred, rtol=1e-5, atol=1e-5)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["augment"] is True and results.augment
+    assert results.to_markdown().startswith("| Loss (cifar10, optimised for acc, augmented)")
+
+
+def test_no_augment_turns_the_augmentation_off(tmp_path, monkeypatch, capsys):
+    data = _mock_cifar(tmp_path)
+    spy = _FitSpy(monkeypatch)
+    results = compare(_tiny, data, losses=["ce"], temperature_scaling=False, epochs=1,
+                      augment=False, out_dir=str(tmp_path / "off"), progress=None)  # fmt: skip
+    assert not results.augment and "augmented" not in results.to_markdown()
+    assert all("augmentation" not in [layer.name for layer in m.layers] for m in spy.models)
+    with pytest.raises(ValueError, match="`augment`.*augment='yes'"):
+        compare(_tiny, data, augment="yes", out_dir=str(tmp_path / "bad"), progress=None)
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=30):
+        code = main(["compare", "--dataset", "cifar10", "--data-dir", str(tmp_path),
+                     "--losses", "ce", "--epochs", "1", "--no-augment",
+                     "--out", str(tmp_path / "cli")])  # fmt: skip
+    assert code == 0
+    assert json.loads((tmp_path / "cli" / "config.json").read_text())["augment"] is False
+    assert "augmented" not in capsys.readouterr().out
