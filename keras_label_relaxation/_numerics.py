@@ -74,9 +74,21 @@ def gather_class(values, labels):
 
 
 def mean(x, axis=None):
-    """``sum / count``: Keras' torch backend averages float64 tensors in float32."""
+    """``sum / count``: Keras' torch and JAX backends average float64 tensors in float32."""
     count = x.shape[axis] if axis is not None else ops.size(x)
     return ops.sum(x, axis=axis) / ops.cast(count, x.dtype)
+
+
+def cumsum(x):
+    """Cumulative sum along the last axis in the dtype of ``x``.
+
+    Keras' torch backend (3.12) accumulates a float64 ``ops.cumsum`` in float32.
+    """
+    if keras.backend.backend() == "torch" and keras.backend.standardize_dtype(x.dtype) == "float64":
+        import torch
+
+        return torch.cumsum(x, dim=-1)
+    return ops.cumsum(x, axis=-1)
 
 
 def segment_sum(data, segment_ids, num_segments):

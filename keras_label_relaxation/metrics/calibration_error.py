@@ -212,14 +212,14 @@ def expected_calibration_error(y_true, probs, num_bins=15, sample_weight=None):
 
 
 class _BinnedCalibrationMetric(keras.metrics.Metric):
-    """State: per-bin weight, summed confidence and summed correctness."""
+    """State: per-bin weight, summed confidence and summed correctness over ``num_cells`` bins."""
 
-    def __init__(self, num_bins, from_logits, validate_args, name, dtype, state_shape=()):
+    def __init__(self, num_cells, from_logits, validate_args, name, dtype, state_shape=()):
         super().__init__(name=name, dtype=dtype)
-        self.num_bins = _check_num_bins(num_bins)
+        self.num_cells = num_cells
         self.from_logits = bool(from_logits)
         self.validate_args = bool(validate_args)
-        shape = (*state_shape, self.num_bins)
+        shape = (*state_shape, self.num_cells)
         for state in ("bin_weight", "bin_confidence", "bin_correct"):
             variable = self.add_variable(
                 shape=shape, initializer="zeros", dtype=self.dtype, aggregation="sum", name=state
@@ -227,7 +227,7 @@ class _BinnedCalibrationMetric(keras.metrics.Metric):
             setattr(self, state, variable)
 
     def _bins(self, labels, probs, weights):
-        return _top_label_bins(labels, probs, weights, self.num_bins)
+        return _top_label_bins(labels, probs, weights, self.num_cells)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         labels, probs, weights = _prepare(
@@ -252,14 +252,24 @@ class _BinnedCalibrationMetric(keras.metrics.Metric):
     def get_config(self):
         return {
             **super().get_config(),
-            "num_bins": self.num_bins,
             "from_logits": self.from_logits,
             "validate_args": self.validate_args,
         }
 
 
+class _EqualWidthMetric(_BinnedCalibrationMetric):
+    """One state bin per equal-width bin."""
+
+    def __init__(self, num_bins, from_logits, validate_args, name, dtype, state_shape=()):
+        self.num_bins = _check_num_bins(num_bins)
+        super().__init__(self.num_bins, from_logits, validate_args, name, dtype, state_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "num_bins": self.num_bins}
+
+
 @_SERIALIZABLE
-class ExpectedCalibrationError(_BinnedCalibrationMetric):
+class ExpectedCalibrationError(_EqualWidthMetric):
     """Top-label expected calibration error (Guo et al., 2017), streaming.
 
         ECE = sum_b (n_b / N) |acc_b - conf_b|,   b(i) = min(floor(c_i B), B - 1)
@@ -306,7 +316,7 @@ class ExpectedCalibrationError(_BinnedCalibrationMetric):
 
 
 @_SERIALIZABLE
-class MaximumCalibrationError(_BinnedCalibrationMetric):
+class MaximumCalibrationError(_EqualWidthMetric):
     """Top-label maximum calibration error: ``max_b |acc_b - conf_b|`` over non-empty bins.
 
     Same binning and state as ``ExpectedCalibrationError``.
@@ -335,7 +345,7 @@ class MaximumCalibrationError(_BinnedCalibrationMetric):
 
 
 @_SERIALIZABLE
-class ClasswiseExpectedCalibrationError(_BinnedCalibrationMetric):
+class ClasswiseExpectedCalibrationError(_EqualWidthMetric):
     """Classwise (marginal) ECE: the ECE of every class' probability, averaged.
 
         cwECE = (1 / K) sum_k sum_b (n_kb / N) |acc_kb - conf_kb|
