@@ -8,6 +8,8 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULT_LOSSES = "ce,ls,cp,fl,lr"
+DEFAULT_METRICS = "accuracy,ece,nll,brier"
+ALL_METRICS = "accuracy, ece, nll, brier, rms, mce, ace, debiased_ece, classwise_ece, ks, smece"
 
 
 def _demo(args):
@@ -87,6 +89,7 @@ def _compare(args):
             verbose=args.verbose,
             test_fraction=args.test_fraction,
             augment=_augment(args),
+            metrics=[name.strip() for name in args.metrics.split(",") if name.strip()],
         )
     print(results.to_markdown())
     return 0
@@ -186,6 +189,10 @@ def build_parser():
         "--test-fraction", type=_fraction,
         help="share of the pooled data each seed tests on (default: the data's own test size; "
         "needed for data without a test split, e.g. an IDX directory of t10k files only)",
+    )  # fmt: skip
+    compare.add_argument(
+        "--metrics", default=DEFAULT_METRICS,
+        help=f"comma-separated table columns, from: {ALL_METRICS} (all are kept in results.json)",
     )  # fmt: skip
     compare.add_argument("--data-dir", help="tensorflow-datasets data directory")
     compare.add_argument("--out", help="output directory (default: klr-results/...)")

@@ -36,11 +36,17 @@ from keras_label_relaxation.datasets.protocol import (
     split_holdout,
     subtract_pixel_mean,
 )
-from keras_label_relaxation.experiments.evaluation import evaluate_logits
+from keras_label_relaxation.experiments.evaluation import (
+    METRICS,
+    TABLE_METRICS,
+    evaluate_logits,
+    top_label_outcomes,
+)
 from keras_label_relaxation.experiments.outputs import ComparisonResults, write_outputs
 from keras_label_relaxation.experiments.paper import paper_sgd
 from keras_label_relaxation.experiments.ranks import average_ranks
 from keras_label_relaxation.experiments.store import RunStore
+from keras_label_relaxation.experiments.uncertainty import bootstrap_intervals
 from keras_label_relaxation.losses.registry import LOSS_PARAMETERS, canonical_loss_name
 from keras_label_relaxation.tuning import (
     LossHyperModel,
@@ -108,6 +114,7 @@ def compare(
     progress=print,
     test_fraction=None,
     augment=None,
+    metrics=TABLE_METRICS,
 ):
     """Run the paper's protocol for several losses and seeds; return the results table.
 
@@ -143,6 +150,10 @@ def compare(
             the paper, on for the data sets in ``datasets.AUGMENTED_DATASETS``
             (CIFAR-10/100), off otherwise. Recorded in ``config.json`` and
             the table's header.
+        metrics: The table's score columns, from ``experiments.METRICS``
+            (default: accuracy, ECE, NLL, Brier). Every score is computed and
+            kept in ``results.json`` either way; accuracy and ECE carry 95%
+            bootstrap intervals and marks for losses that differ from LR.
 
     Returns:
         A ``ComparisonResults``.
@@ -158,6 +169,7 @@ def compare(
             f"Received: augment={augment!r}"
         )
     get_objective(optimize_for)  # checks the value
+    metrics = _check_metrics(metrics)
     names = [canonical_loss_name(loss) for loss in losses]
     if not names:
         raise ValueError("Invalid value for argument `losses`: no loss to compare.")
@@ -216,17 +228,33 @@ def compare(
                 batch_size, optimizer, callbacks, verbose, os.path.join(out_dir, "tuner"),
             )  # fmt: skip
         record.update(seed=seed, loss=label, seconds=time.monotonic() - unit_start)
+        store.save_outcomes(seed, label, *record.pop("outcomes"))
         store.add(record)
         finished_here += 1
         progress(
             f"[{index}/{len(units)}] seed {seed}, {label}: accuracy {record['accuracy']:.4f}, "
             f"ECE {record['ece']:.4f}"
         )
+    outcomes = {}
+    for s, n in units:
+        outcomes.setdefault(_label(n), {})[s] = store.outcomes(s, _label(n))
     results = _summarise(
-        data.name, optimize_for, [store.done[(s, _label(n))] for s, n in units], augment
+        data.name, optimize_for, [store.done[(s, _label(n))] for s, n in units], augment, outcomes
     )
-    write_outputs(out_dir, results)
+    results.metrics = metrics
+    write_outputs(out_dir, results, outcomes)
     return results
+
+
+def _check_metrics(metrics):
+    metrics = tuple(metrics)
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown or not metrics:
+        raise ValueError(
+            f"Invalid value for argument `metrics`. Expected names from {tuple(METRICS)}. "
+            f"Received: metrics={metrics!r}"
+        )
+    return metrics
 
 
 def _label(name):
@@ -277,8 +305,10 @@ def _run_loss(
     _, x_train, x_test = subtract_pixel_mean(data.x_train, data.x_test)
     model = _fit(hypermodel, param, x_train, data.y_train, epochs, batch_size, seed, callbacks,
                  verbose)  # fmt: skip
-    record = evaluate_logits(model.predict(x_test, verbose=0), data.y_test)
+    logits = model.predict(x_test, verbose=0)
+    record = evaluate_logits(logits, data.y_test)
     record.update(
+        outcomes=top_label_outcomes(logits, data.y_test),
         param_name=LOSS_PARAMETERS[name],
         param=param,
         search_scores={f"{k:g}": v if math.isfinite(v) else None for k, v in scores.items()},
@@ -301,12 +331,19 @@ def _run_temperature_scaling(
                  callbacks, verbose)  # fmt: skip
     scaling = TemperatureScaling()
     temperature = scaling.fit(model.predict(x_cal, verbose=0), y_cal, method="grid")
-    record = evaluate_logits(model.predict(x_test, verbose=0) / temperature, data.y_test)
-    record.update(param_name="temperature", param=temperature, search_scores={}, diverged=[])
+    logits = model.predict(x_test, verbose=0) / temperature
+    record = evaluate_logits(logits, data.y_test)
+    record.update(
+        outcomes=top_label_outcomes(logits, data.y_test),
+        param_name="temperature",
+        param=temperature,
+        search_scores={},
+        diverged=[],
+    )
     return record
 
 
-def _summarise(dataset, optimize_for, records, augment=False):
+def _summarise(dataset, optimize_for, records, augment=False, outcomes=None):
     by_loss = {}
     for record in records:
         by_loss.setdefault(record["loss"], []).append(record)
@@ -314,12 +351,22 @@ def _summarise(dataset, optimize_for, records, augment=False):
     for label, group in by_loss.items():
         row = {"loss": label, "seeds": len(group), "param_name": group[0]["param_name"]}
         row["params"] = [r["param"] for r in group if r["param"] is not None]
-        for metric in ("accuracy", "ece", "nll", "brier"):
+        for metric in METRICS:
+            if any(r.get(metric) is None for r in group):  # a run from before it was kept
+                row[metric] = row[f"{metric}_std"] = None
+                continue
             values = np.array([r[metric] for r in group])
             row[metric] = float(values.mean())
             # One seed has no spread: None, not a standard deviation of 0.
             row[f"{metric}_std"] = float(values.std()) if len(values) > 1 else None
         summary.append(row)
+    kept = outcomes and all(
+        o is not None for per_seed in outcomes.values() for o in per_seed.values()
+    )
+    if kept:
+        intervals = bootstrap_intervals(outcomes)
+        for row in summary:
+            row.update(intervals[row["loss"]])
     for metric, higher in (("accuracy", True), ("ece", False)):
         ranks = average_ranks(
             [{"dataset": dataset, "loss": r["loss"], metric: r[metric]} for r in summary],

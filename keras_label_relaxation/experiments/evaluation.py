@@ -1,16 +1,67 @@
-"""Test-set scores of a trained model's logits: accuracy, ECE, NLL, Brier score."""
+"""Test-set scores of a trained model's logits: accuracy, NLL, Brier and every calibration error."""
 
 import keras
 import numpy as np
 
-from keras_label_relaxation.metrics import ExpectedCalibrationError, brier_score
+from keras_label_relaxation.metrics import (
+    ExpectedCalibrationError,
+    brier_score,
+    calibration_error,
+    ks_calibration_error,
+    smooth_calibration_error,
+)
 
 #: Bins of the reported ECE (the paper's 15).
 NUM_BINS = 15
 
+#: Every score ``evaluate_logits`` reports: name -> (table heading, whether higher is better).
+METRICS = {
+    "accuracy": ("Acc.", True),
+    "ece": ("ECE", False),
+    "nll": ("NLL", False),
+    "brier": ("Brier", False),
+    "rms": ("RMS CE", False),
+    "mce": ("MCE", False),
+    "ace": ("ACE", False),
+    "debiased_ece": ("dECE", False),
+    "classwise_ece": ("cwECE", False),
+    "ks": ("KS", False),
+    "smece": ("smECE", False),
+}
+#: The columns of the results table unless chosen otherwise (``klr compare --metrics``).
+TABLE_METRICS = ("accuracy", "ece", "nll", "brier")
+
+
+def _calibration_errors(labels, probs, num_bins):
+    """The estimators beyond the paper's ECE (``metrics.calibration_error`` and friends)."""
+    scores = {
+        "rms": calibration_error(labels, probs, num_bins, norm="l2"),
+        "mce": calibration_error(labels, probs, num_bins, norm="max"),
+        "ace": calibration_error(labels, probs, num_bins, binning="equal_mass"),
+        "debiased_ece": calibration_error(labels, probs, num_bins, debiased=True),
+        "classwise_ece": calibration_error(labels, probs, num_bins, mode="classwise"),
+        "ks": ks_calibration_error(labels, probs),
+    }
+    scores["smece"], scores["smece_bandwidth"] = smooth_calibration_error(
+        labels, probs, return_bandwidth=True
+    )
+    return scores
+
+
+def top_label_outcomes(logits, labels):
+    """Per test example: the top-label confidence and whether the arg-max is right.
+
+    What the bootstrap intervals and the smoothed reliability curves resample
+    (``(N,)`` float64 and bool; NaN confidences for non-finite logits).
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = logits - logits.max(-1, keepdims=True)
+    confidence = 1.0 / np.exp(shifted).sum(-1)
+    return confidence, logits.argmax(-1) == np.asarray(labels)
+
 
 def evaluate_logits(logits, labels, num_bins=NUM_BINS):
-    """Accuracy, ECE, NLL, Brier score and the ECE bins of test logits, in float64.
+    """Every score of ``METRICS`` and the ECE bins of test logits, in float64.
 
     Logits with a non-finite entry (a diverged model) give NaN for every score,
     not the accuracy of an argmax over NaN.
@@ -21,7 +72,7 @@ def evaluate_logits(logits, labels, num_bins=NUM_BINS):
         num_bins: ECE bins (the paper: 15).
 
     Returns:
-        ``{"accuracy", "ece", "nll", "brier": float, "bins": {"bin_weight",
+        ``{name: float for name in METRICS, "smece_bandwidth": float, "bins": {"bin_weight",
         "bin_confidence", "bin_correct": list}}``.
 
     Example:
@@ -47,5 +98,7 @@ def evaluate_logits(logits, labels, num_bins=NUM_BINS):
         "brier": float(np.mean(keras.ops.convert_to_numpy(brier_score(labels, probs)))),
     }
     if not np.isfinite(logits).all():
-        scores = dict.fromkeys(scores, float("nan"))
+        scores = dict.fromkeys([*METRICS, "smece_bandwidth"], float("nan"))
+    else:
+        scores.update(_calibration_errors(labels, probs, num_bins))
     return {**scores, "bins": bins}

@@ -6,7 +6,8 @@ import os
 
 import numpy as np
 
-from keras_label_relaxation.experiments.evaluation import NUM_BINS
+from keras_label_relaxation.experiments.evaluation import METRICS, NUM_BINS, TABLE_METRICS
+from keras_label_relaxation.experiments.uncertainty import CONFIDENCE_LEVEL, N_BOOTSTRAP, REFERENCE
 from keras_label_relaxation.metrics import ExpectedCalibrationError
 from keras_label_relaxation.metrics.reliability import reliability_diagram
 
@@ -23,6 +24,35 @@ def format_mean_std(mean, std=None):
     if mean is None:
         return "—"
     return f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f}"
+
+
+def format_score(row, metric):
+    """A summary cell: mean (± std over seeds), the bootstrap interval and a mark if it differs
+    from LR.
+
+    Example:
+    >>> row = {"ece": 0.0512, "ece_std": None, "ece_ci": (0.041, 0.062), "ece_differs": True}
+    >>> format_score(row, "ece")
+    '0.051 [0.041, 0.062] *'
+    """
+    text = format_mean_std(row.get(metric), row.get(f"{metric}_std"))
+    interval = row.get(f"{metric}_ci")
+    if interval is not None and np.isfinite(interval).all():
+        text += f" [{interval[0]:.3f}, {interval[1]:.3f}]"
+    if row.get(f"{metric}_differs"):
+        text += " *"
+    return text
+
+
+def interval_note(summary):
+    """The footnote of a table whose cells carry intervals (empty without them)."""
+    if not any(row.get("ece_ci") is not None for row in summary):
+        return ""
+    return (
+        f"Brackets: {100 * CONFIDENCE_LEVEL:g}% basic bootstrap intervals over the test examples "
+        f"({N_BOOTSTRAP} resamples, pooled over seeds); *: differs from {REFERENCE} "
+        "(paired bootstrap on the same examples)."
+    )
 
 
 @dataclasses.dataclass
@@ -42,24 +72,24 @@ class ComparisonResults:
     records: list
     summary: list
     augment: bool = False
+    metrics: tuple = TABLE_METRICS
 
     def to_markdown(self):
         """The table shaped like the paper's Table 1 (one data set)."""
         setting = f"{self.dataset}, optimised for {self.optimize_for}"
         if self.augment:
             setting += ", augmented"
+        headings = [METRICS[m][0] for m in self.metrics] + ["Rank Acc.", "Rank ECE"]
         lines = [
-            f"| Loss ({setting}) | Acc. | ECE | NLL | Brier | Rank Acc. | Rank ECE |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
+            f"| Loss ({setting}) | " + " | ".join(headings) + " |",
+            "| --- |" + " --- |" * len(headings),
         ]
         for row in self.summary:
-            lines.append(
-                f"| {row['loss']}{_param_note(row)} | "
-                f"{format_mean_std(row['accuracy'], row['accuracy_std'])} | "
-                f"{format_mean_std(row['ece'], row['ece_std'])} | {row['nll']:.3f} | "
-                f"{row['brier']:.3f} | {row['rank_accuracy']:g} | {row['rank_ece']:g} |"
-            )
-        return "\n".join(lines)
+            cells = [format_score(row, m) for m in self.metrics]
+            cells += [f"{row['rank_accuracy']:g}", f"{row['rank_ece']:g}"]
+            lines.append(f"| {row['loss']}{_param_note(row)} | " + " | ".join(cells) + " |")
+        note = interval_note(self.summary)
+        return "\n".join(lines + (["", note] if note else []))
 
 
 def _param_note(row):
@@ -70,8 +100,9 @@ def _param_note(row):
     return f" ({row['param_name']} = {shown})"
 
 
-def write_outputs(out_dir, results):
-    """``results.json``, ``results.csv``, ``table.md`` and ``reliability_<loss>.png``."""
+def write_outputs(out_dir, results, outcomes=None):
+    """``results.json``, ``results.csv``, ``table.md``, ``reliability_<loss>.png`` and, with
+    ``outcomes`` (``{loss: {seed: (confidence, correct)}}``), ``reliability.png``."""
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(
             {"dataset": results.dataset, "optimize_for": results.optimize_for,
@@ -79,7 +110,7 @@ def write_outputs(out_dir, results):
              "records": results.records},
             f, indent=2, allow_nan=True,
         )  # fmt: skip
-    columns = ["seed", "loss", "param_name", "param", "accuracy", "ece", "nll", "brier", "seconds"]
+    columns = ["seed", "loss", "param_name", "param", *METRICS, "seconds"]
     with open(os.path.join(out_dir, "results.csv"), "w") as f:
         f.write(",".join(columns) + "\n")
         for record in results.records:
@@ -100,3 +131,106 @@ def write_outputs(out_dir, results):
         figure = reliability_diagram(metric=metric, title=f"{row['loss']} on {results.dataset}")
         safe = row["loss"].replace("+", "_")
         figure.savefig(os.path.join(out_dir, f"reliability_{safe}.png"), format="png", dpi=100)
+    if outcomes and all(o is not None for per_seed in outcomes.values() for o in per_seed.values()):
+        figure = reliability_figure(results, outcomes)
+        figure.savefig(os.path.join(out_dir, "reliability.png"), format="png", dpi=100)
+
+
+#: Points of the smoothed reliability curves and replicates of their bands.
+CURVE_POINTS = 101
+CURVE_BOOTSTRAP = 200
+#: The curve is drawn where at least this many examples lie within about one bandwidth.
+CURVE_MIN_SUPPORT = 5.0
+
+
+def smoothed_reliability(confidence, correct, bandwidth, n_bootstrap=CURVE_BOOTSTRAP, seed=0):
+    """Kernel-smoothed accuracy against confidence with a pointwise bootstrap band.
+
+    ``acc(t) = sum_i K(t, c_i) y_i / sum_i K(t, c_i)`` with the smooth ECE's
+    reflected Gaussian kernel of standard deviation ``bandwidth`` (Błasiok &
+    Nakkiran, 2024), on ``CURVE_POINTS`` points of ``[0, 1]``; the band is the
+    95% percentile interval of the curve over resampled examples. Where fewer
+    than ``CURVE_MIN_SUPPORT`` examples lie near ``t`` (the kernel weights
+    ``sum_i K(t, c_i)``, each at most 1) the curve would only extrapolate:
+    curve and band are NaN there.
+
+    Returns:
+        ``(points, curve, low, high, density)``, each ``(CURVE_POINTS,)``;
+        ``density`` is the kernel density of the confidences.
+
+    Example:
+    >>> conf = np.linspace(0.5, 1.0, 200)
+    >>> points, curve, low, high, density = smoothed_reliability(conf, conf > 0.7, 0.05)
+    >>> bool(curve[-1] > 0.9 and curve[55] < 0.1 and np.isnan(curve[10]))
+    True
+    """
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    points = np.linspace(0.0, 1.0, CURVE_POINTS)
+    kernel = sum(
+        np.exp(-0.5 * ((points[:, None] - image[None, :]) / bandwidth) ** 2)
+        for image in (confidence, -confidence, 2.0 - confidence)
+    )
+    curve = (kernel @ correct) / (kernel @ np.ones_like(correct))
+    rng = np.random.default_rng(seed)
+    n, replicates = len(confidence), []
+    for start in range(0, n_bootstrap, 50):
+        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=min(50, n_bootstrap - start))
+        replicates.append(((counts * correct) @ kernel.T) / (counts @ kernel.T))
+    tail = 50.0 * (1.0 - CONFIDENCE_LEVEL)
+    low, high = np.percentile(np.concatenate(replicates), [tail, 100.0 - tail], axis=0)
+    unsupported = kernel.sum(-1) < CURVE_MIN_SUPPORT
+    curve, low, high = (np.where(unsupported, np.nan, v) for v in (curve, low, high))
+    density = kernel.sum(-1) / (n * bandwidth * np.sqrt(2.0 * np.pi))
+    return points, curve, low, high, density
+
+
+def reliability_figure(results, outcomes):
+    """All losses side by side: binned accuracy bars, the smoothed curve and its band (top),
+    the confidence density (bottom); pooled over seeds."""
+    from matplotlib.figure import Figure
+
+    rows = [row for row in results.summary if row.get("ece") is not None]
+    figure = Figure(figsize=(3.2 * len(rows), 4.6))
+    axes = figure.subplots(
+        2, len(rows), squeeze=False, sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    edges = np.linspace(0.0, 1.0, NUM_BINS + 1)
+    for column, row in enumerate(rows):
+        top, bottom = axes[0, column], axes[1, column]
+        per_seed = outcomes[row["loss"]].values()
+        confidence = np.concatenate([c for c, _ in per_seed])
+        correct = np.concatenate([y for _, y in per_seed])
+        top.plot([0, 1], [0, 1], "k--", linewidth=1)
+        top.set_title(f"{row['loss']}: ECE {row['ece']:.3f}, smECE {row['smece'] or 0:.3f}")
+        top.set_ylim(0, 1)
+        bottom.set_xlim(0, 1)
+        bottom.set_xlabel("confidence")
+        if not np.isfinite(confidence).all():
+            top.text(0.5, 0.5, "diverged", ha="center")
+            continue
+        bins = np.minimum((confidence * NUM_BINS).astype(int), NUM_BINS - 1)
+        count = np.bincount(bins, minlength=NUM_BINS)
+        hits = np.bincount(bins, weights=correct.astype(float), minlength=NUM_BINS)
+        accuracy = np.divide(hits, count, out=np.zeros(NUM_BINS), where=count > 0)
+        top.bar(edges[:-1], accuracy, width=1.0 / NUM_BINS, align="edge", color="tab:blue",
+                alpha=0.35, edgecolor="black", label="binned accuracy")  # fmt: skip
+        # The smooth ECE's bandwidth, averaged over seeds.
+        widths = [
+            r["smece_bandwidth"]
+            for r in results.records
+            if r["loss"] == row["loss"] and r.get("smece_bandwidth")
+        ]
+        bandwidth = float(np.mean(widths)) if widths else 0.05
+        points, curve, low, high, density = smoothed_reliability(confidence, correct, bandwidth)
+        top.fill_between(points, low, high, color="tab:red", alpha=0.25, label="95% band")
+        top.plot(points, curve, color="tab:red", label="smoothed accuracy")
+        top.text(0.97, 0.03, f"σ = {bandwidth:.3f}", ha="right", transform=top.transAxes)
+        bottom.fill_between(points, 0, density, color="tab:gray")
+        if column == 0:
+            top.set_ylabel("accuracy")
+            bottom.set_ylabel("density")
+            top.legend(loc="upper left", fontsize="small")
+    figure.suptitle(f"Reliability on {results.dataset}, pooled over seeds")
+    figure.tight_layout()
+    return figure

@@ -7,7 +7,7 @@ from keras_label_relaxation.datasets.pipeline import AUGMENTED_DATASETS
 from keras_label_relaxation.datasets.protocol import load, subset
 from keras_label_relaxation.experiments import paper
 from keras_label_relaxation.experiments.compare import compare
-from keras_label_relaxation.experiments.outputs import format_mean_std
+from keras_label_relaxation.experiments.outputs import format_mean_std, format_score, interval_note
 
 #: ``quick=True``: one seed, this many training examples, this many epochs.
 QUICK_EXAMPLES = 5000
@@ -28,7 +28,8 @@ class Reproduction:
     published: dict
 
     def to_markdown(self):
-        """Our accuracy and ECE next to the paper's, per loss (a dash where it has no row)."""
+        """Our accuracy and ECE (with bootstrap intervals and marks for differences from LR)
+        next to the paper's, per loss (a dash where it has no row)."""
         lines = [
             "| loss | acc (ours) | acc (paper) | ECE (ours) | ECE (paper) |",
             "| --- | --- | --- | --- | --- |",
@@ -36,12 +37,13 @@ class Reproduction:
         for row in self.results.summary:
             ref = self.published.get(row["loss"], {})
             lines.append(
-                f"| {row['loss']} | {format_mean_std(row['accuracy'], row['accuracy_std'])} | "
+                f"| {row['loss']} | {format_score(row, 'accuracy')} | "
                 f"{format_mean_std(ref.get('acc'), ref.get('acc_std'))} | "
-                f"{format_mean_std(row['ece'], row['ece_std'])} | "
+                f"{format_score(row, 'ece')} | "
                 f"{format_mean_std(ref.get('ece'), ref.get('ece_std'))} |"
             )
-        return "\n".join(lines)
+        note = interval_note(self.results.summary)
+        return "\n".join(lines + (["", note] if note else []))
 
 
 def runs(table):

@@ -1,11 +1,14 @@
-"""A comparison run's state on disk: its configuration and its finished (seed, loss) units."""
+"""A comparison run's state on disk: its configuration, finished (seed, loss) units, outcomes."""
 
 import json
 import os
 
+import numpy as np
+
 
 class RunStore:
-    """``config.json`` (what a run is) and ``trials.jsonl`` (its finished units, one per line).
+    """``config.json`` (what a run is), ``trials.jsonl`` (its finished units, one per line)
+    and ``outcomes/`` (per unit, each test example's confidence and correctness).
 
     A directory belongs to one configuration: opening it with another raises,
     naming the differing keys. Units are appended and synced as they finish,
@@ -52,3 +55,21 @@ class RunStore:
             f.flush()
             os.fsync(f.fileno())
         self.done[(record["seed"], record["loss"])] = record
+
+    def _outcomes_path(self, seed, label):
+        safe = label.replace("+", "_")
+        return os.path.join(self.out_dir, "outcomes", f"seed{seed}_{safe}.npz")
+
+    def save_outcomes(self, seed, label, confidence, correct):
+        """Store a unit's per-example top-label confidence and correctness (before ``add``)."""
+        path = self._outcomes_path(seed, label)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        np.savez(path, confidence=np.asarray(confidence), correct=np.asarray(correct))
+
+    def outcomes(self, seed, label):
+        """``(confidence, correct)`` of a unit, or ``None`` (a run from before they were kept)."""
+        path = self._outcomes_path(seed, label)
+        if not os.path.exists(path):
+            return None
+        with np.load(path) as stored:
+            return stored["confidence"], stored["correct"]

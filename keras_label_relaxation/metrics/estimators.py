@@ -74,9 +74,7 @@ BANDWIDTH_STEPS = 10
 _SMOOTH_CHUNK = 2048
 
 CalibrationEstimate = collections.namedtuple("CalibrationEstimate", ["value", "low", "high"])
-CalibrationEstimate.__doc__ = (
-    """An estimate with a percentile bootstrap interval ``[low, high]``."""
-)
+CalibrationEstimate.__doc__ = """An estimate with a basic bootstrap interval ``[low, high]``."""
 
 
 def _check_choice(value, name, choices):
@@ -313,10 +311,9 @@ def _ks_from_samples(labels, probs, weights):
 
 def _smooth_from_samples(labels, probs, weights, bandwidth):
     confidence, outcome, weight = _curves(labels, probs, weights, "top_label")
-    value, _ = _smooth_ece(
+    return _smooth_ece(
         confidence, weight * (confidence - outcome), weight, bandwidth, _SMOOTH_CHUNK
     )
-    return value
 
 
 def _check_level(confidence_level):
@@ -328,10 +325,14 @@ def _check_level(confidence_level):
 
 
 def _estimate(estimator, y_true, probs, sample_weight, n_bootstrap, confidence_level, seed):
-    """The estimate on all samples; with ``n_bootstrap``, also a percentile bootstrap interval.
+    """The estimate on all samples; with ``n_bootstrap``, also a basic bootstrap interval.
 
     Each replicate draws ``N`` samples with replacement (NumPy's ``default_rng(seed)``) and
-    reweights: the replicate's weight of sample ``i`` is its weight times its draw count.
+    reweights: the replicate's weight of sample ``i`` is its weight times its draw count. The
+    interval is ``[2 t - q_high, 2 t - q_low]`` with ``t`` the estimate and ``q`` the
+    replicates' quantiles (the basic, or pivotal, bootstrap, as Kumar et al. 2019 report
+    calibration errors: resampling raises a binned calibration error, and a percentile
+    interval would inherit that shift). Its lower end can be below 0.
     """
     labels, probs, weights = _samples(y_true, probs, sample_weight)
     value = float(estimator(labels, probs, weights))
@@ -358,7 +359,7 @@ def _estimate(estimator, y_true, probs, sample_weight, n_bootstrap, confidence_l
         replicates.append(float(estimator(labels, probs, replicate)))
     tail = 50.0 * (1.0 - float(confidence_level))
     low, high = np.percentile(replicates, [tail, 100.0 - tail])
-    return CalibrationEstimate(value, float(low), float(high))
+    return CalibrationEstimate(value, 2.0 * value - float(high), 2.0 * value - float(low))
 
 
 def calibration_error(
@@ -396,7 +397,7 @@ def calibration_error(
             repeating the sample.
         n_bootstrap: ``None`` (the default) returns the estimate as a float; an
             integer >= 2 also computes that many bootstrap replicates and returns a
-            ``CalibrationEstimate(value, low, high)`` with the percentile interval.
+            ``CalibrationEstimate(value, low, high)`` with the basic bootstrap interval.
         confidence_level: Coverage of the bootstrap interval (default 0.95).
         seed: Seed of the bootstrap draws (NumPy ``default_rng``).
 
@@ -433,7 +434,7 @@ def ks_calibration_error(
             repeating the sample.
         n_bootstrap: ``None`` (the default) returns the estimate as a float; an
             integer >= 2 also computes that many bootstrap replicates and returns a
-            ``CalibrationEstimate(value, low, high)`` with the percentile interval.
+            ``CalibrationEstimate(value, low, high)`` with the basic bootstrap interval.
         confidence_level: Coverage of the bootstrap interval (default 0.95).
         seed: Seed of the bootstrap draws (NumPy ``default_rng``).
 
@@ -467,6 +468,7 @@ def smooth_calibration_error(
     n_bootstrap=None,
     confidence_level=0.95,
     seed=0,
+    return_bandwidth=False,
 ):
     """Top-label smooth ECE (Błasiok & Nakkiran, 2024), exact in the data.
 
@@ -485,20 +487,28 @@ def smooth_calibration_error(
             repeating the sample.
         n_bootstrap: ``None`` (the default) returns the estimate as a float; an
             integer >= 2 also computes that many bootstrap replicates and returns a
-            ``CalibrationEstimate(value, low, high)`` with the percentile interval.
+            ``CalibrationEstimate(value, low, high)`` with the basic bootstrap interval.
         confidence_level: Coverage of the bootstrap interval (default 0.95).
         seed: Seed of the bootstrap draws (NumPy ``default_rng``).
+        return_bandwidth: Also return the bandwidth used (as ``relplot.smECE``'s
+            ``return_width``): ``(estimate, bandwidth)``.
 
     Example:
     >>> round(smooth_calibration_error([0, 1], [[0.9, 0.1], [0.8, 0.2]], bandwidth=0.1), 4)
     0.3496
     """
     bandwidth = _check_bandwidth(bandwidth)
+    used = []
 
     def estimator(labels, probs, weights):
-        return _smooth_from_samples(labels, probs, weights, bandwidth)
+        value, sigma = _smooth_from_samples(labels, probs, weights, bandwidth)
+        used.append(sigma)
+        return value
 
-    return _estimate(estimator, y_true, probs, sample_weight, n_bootstrap, confidence_level, seed)
+    estimate = _estimate(
+        estimator, y_true, probs, sample_weight, n_bootstrap, confidence_level, seed
+    )
+    return (estimate, float(used[0])) if return_bandwidth else estimate
 
 
 # --- streaming metrics on a fine histogram ----------------------------------------------------
