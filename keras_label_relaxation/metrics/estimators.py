@@ -430,13 +430,8 @@ def ks_calibration_error(
     Args:
         y_true: Integer class ids ``(N,)`` or one-hot rows ``(N, K)``.
         probs: Predicted probabilities ``(N, K)``.
-        sample_weight: Optional weights ``(N,)``; an integer weight counts like
-            repeating the sample.
-        n_bootstrap: ``None`` (the default) returns the estimate as a float; an
-            integer >= 2 also computes that many bootstrap replicates and returns a
-            ``CalibrationEstimate(value, low, high)`` with the basic bootstrap interval.
-        confidence_level: Coverage of the bootstrap interval (default 0.95).
-        seed: Seed of the bootstrap draws (NumPy ``default_rng``).
+        sample_weight, n_bootstrap, confidence_level, seed: As in
+            ``calibration_error`` (weights, and the bootstrap interval).
 
     Example:
     >>> round(ks_calibration_error([0, 1], [[0.9, 0.1], [0.8, 0.2]]), 4)
@@ -483,13 +478,8 @@ def smooth_calibration_error(
         y_true: Integer class ids ``(N,)`` or one-hot rows ``(N, K)``.
         probs: Predicted probabilities ``(N, K)``.
         bandwidth: The kernel's standard deviation in ``(0, 1]``, or None.
-        sample_weight: Optional weights ``(N,)``; an integer weight counts like
-            repeating the sample.
-        n_bootstrap: ``None`` (the default) returns the estimate as a float; an
-            integer >= 2 also computes that many bootstrap replicates and returns a
-            ``CalibrationEstimate(value, low, high)`` with the basic bootstrap interval.
-        confidence_level: Coverage of the bootstrap interval (default 0.95).
-        seed: Seed of the bootstrap draws (NumPy ``default_rng``).
+        sample_weight, n_bootstrap, confidence_level, seed: As in
+            ``calibration_error`` (weights, and the bootstrap interval).
         return_bandwidth: Also return the bandwidth used (as ``relplot.smECE``'s
             ``return_width``): ``(estimate, bandwidth)``.
 
