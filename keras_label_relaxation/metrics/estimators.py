@@ -119,9 +119,7 @@ def _rowwise_segment_sum(values, ids, num_segments):
     rows = int(np.prod(lead)) if lead else 1
     offsets = ops.reshape(ops.arange(rows, dtype="int32") * num_segments, (*lead, 1))
     flat_ids = ops.reshape(ops.cast(ids, "int32") + offsets, (-1,))
-    sums = ops.scatter(
-        ops.expand_dims(flat_ids, -1), ops.reshape(values, (-1,)), (rows * num_segments,)
-    )
+    sums = _numerics.segment_sum(ops.reshape(values, (-1,)), flat_ids, rows * num_segments)
     return ops.reshape(sums, (*lead, num_segments))
 
 
