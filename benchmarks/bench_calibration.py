@@ -22,6 +22,8 @@ Needs the ``bench`` extra (torchmetrics, netcal; torch 2.13.0 CPU).
 
 import argparse
 import os
+import subprocess
+import sys
 import time
 
 import _peak
@@ -61,8 +63,6 @@ def _ece_runner(name, probs, labels):
     """A function that computes the ECE of all samples and returns it as a float."""
     n = len(labels)
     if name.startswith("ours") or name in ESTIMATORS:
-        import tensorflow as tf
-
         import keras_label_relaxation as klr
 
         if name in ESTIMATORS:
@@ -71,6 +71,8 @@ def _ece_runner(name, probs, labels):
             metric = klr.ExpectedCalibrationError(num_bins=15)
         update = metric.update_state
         if name in ("ours_tf_function", "ours_xla"):
+            import tensorflow as tf
+
             update = tf.function(metric.update_state, jit_compile=name == "ours_xla")
             batches = [
                 (tf.constant(labels[i : i + BATCH]), tf.constant(probs[i : i + BATCH]))
@@ -121,6 +123,13 @@ def _time(fn, repeats):
     return best, value
 
 
+def backend_child(n, k, repeats):
+    """``ours_eager`` under the backend of ``KERAS_BACKEND``: seconds and ECE."""
+    _, probs, labels = _probabilities(n, k)
+    seconds, value = _time(_ece_runner("ours_eager", probs, labels), repeats)
+    return f"{seconds} {value}"
+
+
 def child(name, n, k):
     _, probs, labels = _probabilities(n, k)
     run = _ece_runner(name, probs, labels)
@@ -169,7 +178,11 @@ def main():
     parser.add_argument("--fit-samples", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--backend-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.backend_child:
+        print(backend_child(*map(int, args.backend_child)))
+        return
     if args.child:
         name, n, k = args.child
         print(child(name, int(n), int(k)))
@@ -197,6 +210,15 @@ def main():
         seconds_ece = seconds_ece or seconds
         memory = _peak.measure(__file__, (name, n, k))
         print(f"| {name} | {seconds:.3f} | {n / seconds:,.0f} | {memory:.1f} | {value:.6f} |")
+    for backend in ("jax", "torch"):  # the eager row under Keras' other backends
+        out = subprocess.run(
+            [sys.executable, __file__, "--backend-child", str(n), str(k), str(args.repeats)],
+            env=dict(os.environ, KERAS_BACKEND=backend),
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        seconds, value = map(float, out.stdout.split()[-2:])
+        print(f"| ours_eager ({backend} backend) | {seconds:.3f} | {n / seconds:,.0f} | | "
+              f"{value:.6f} |")  # fmt: skip
     print("\nThe other estimators, eager update_state on the same NumPy batches, result() once")
     print("| metric | seconds | samples/s | time / ECE's | peak MiB added | value |")
     print("| --- | --- | --- | --- | --- | --- |")

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import warnings
 
 import numpy as np
 
@@ -171,18 +172,26 @@ def smoothed_reliability(confidence, correct, bandwidth, n_bootstrap=CURVE_BOOTS
         np.exp(-0.5 * ((points[:, None] - image[None, :]) / bandwidth) ** 2)
         for image in (confidence, -confidence, 2.0 - confidence)
     )
-    curve = (kernel @ correct) / (kernel @ np.ones_like(correct))
+    curve = _ratio(kernel @ correct, kernel @ np.ones_like(correct))
     rng = np.random.default_rng(seed)
     n, replicates = len(confidence), []
     for start in range(0, n_bootstrap, 50):
         counts = rng.multinomial(n, np.full(n, 1.0 / n), size=min(50, n_bootstrap - start))
-        replicates.append(((counts * correct) @ kernel.T) / (counts @ kernel.T))
+        replicates.append(_ratio((counts * correct) @ kernel.T, counts @ kernel.T))
     tail = 50.0 * (1.0 - CONFIDENCE_LEVEL)
-    low, high = np.percentile(np.concatenate(replicates), [tail, 100.0 - tail], axis=0)
+    with warnings.catch_warnings():  # a point no replicate reaches: NaN, masked below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanpercentile(np.concatenate(replicates), [tail, 100.0 - tail], axis=0)
     unsupported = kernel.sum(-1) < CURVE_MIN_SUPPORT
     curve, low, high = (np.where(unsupported, np.nan, v) for v in (curve, low, high))
     density = kernel.sum(-1) / (n * bandwidth * np.sqrt(2.0 * np.pi))
     return points, curve, low, high, density
+
+
+def _ratio(numerator, denominator):
+    """``numerator / denominator``, NaN where the kernel weight underflowed to 0."""
+    safe = np.where(denominator > 0, denominator, 1.0)
+    return np.where(denominator > 0, numerator / safe, np.nan)
 
 
 def reliability_figure(results, outcomes):

@@ -1,6 +1,7 @@
 """The runner's bootstrap intervals, paired tests, all-metric records and combined figure."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -168,3 +169,13 @@ def test_unknown_table_metric_is_named(tmp_path, capsys):
     argv = ["compare", "--losses", "ce", "--metrics", "ece,sharpness", "--out", str(tmp_path)]
     assert main(argv) == 2
     assert "metrics" in capsys.readouterr().err
+
+
+def test_smoothed_curve_far_from_the_data_is_nan_without_warnings():
+    # A confident model: the kernel weight underflows to 0 far below its confidences.
+    rng = np.random.default_rng(6)
+    conf = 1 - rng.exponential(0.01, 300).clip(0, 0.6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        points, curve, low, high, _ = smoothed_reliability(conf, rng.uniform(size=300) < conf, 0.02)
+    assert np.isnan(curve[:30]).all() and np.isnan(low[:30]).all() and np.isfinite(curve[-1])
