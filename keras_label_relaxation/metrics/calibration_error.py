@@ -23,13 +23,18 @@ from keras_label_relaxation import _numerics
 _SERIALIZABLE = keras.saving.register_keras_serializable(package="keras_label_relaxation")
 
 
-def _check_num_bins(num_bins):
-    if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) or num_bins < 1:
+def _check_integer(value, name, minimum, condition=""):
+    """``value`` as an ``int`` if it is an integer >= ``minimum``; else a ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(
-            "Invalid value for argument `num_bins`. Expected an integer >= 1. "
-            f"Received: num_bins={num_bins!r}"
+            f"Invalid value for argument `{name}`. Expected an integer >= {minimum}"
+            f"{condition}. Received: {name}={value!r}"
         )
-    return int(num_bins)
+    return int(value)
+
+
+def _check_num_bins(num_bins):
+    return _check_integer(num_bins, "num_bins", 1)
 
 
 def _probabilities(y_pred, from_logits, validate_args):
@@ -380,17 +385,7 @@ class ClasswiseExpectedCalibrationError(_EqualWidthMetric):
         name="classwise_ece",
         dtype=None,
     ):
-        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
-            raise ValueError(
-                "Invalid value for argument `num_classes`. Expected an integer >= 2. "
-                f"Received: num_classes={num_classes!r}"
-            )
-        if num_classes < 2:
-            raise ValueError(
-                "Invalid value for argument `num_classes`. Expected an integer >= 2. "
-                f"Received: num_classes={num_classes}"
-            )
-        self.num_classes = int(num_classes)
+        self.num_classes = _check_integer(num_classes, "num_classes", 2)
         super().__init__(
             num_bins, from_logits, validate_args, name, dtype, state_shape=(self.num_classes,)
         )

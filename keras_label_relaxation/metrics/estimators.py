@@ -57,6 +57,7 @@ from keras_label_relaxation import _numerics
 from keras_label_relaxation.metrics.calibration_error import (
     _SERIALIZABLE,
     _BinnedCalibrationMetric,
+    _check_integer,
     _check_num_bins,
     _nan_if_poisoned,
     _prepare,
@@ -95,19 +96,6 @@ def _check_estimator(norm, binning, debiased, mode):
             "Invalid value for argument `debiased`: there is no debiased estimator for "
             f"norm='max'. Received: debiased={debiased!r}, norm={norm!r}"
         )
-
-
-def _check_resolution(resolution):
-    if (
-        isinstance(resolution, bool)
-        or not isinstance(resolution, (int, np.integer))
-        or resolution < 1
-    ):
-        raise ValueError(
-            "Invalid value for argument `resolution`. Expected an integer >= 1. "
-            f"Received: resolution={resolution!r}"
-        )
-    return int(resolution)
 
 
 # --- rows of units (..., U): one row per curve (the top label, or one per class) -------------
@@ -506,7 +494,7 @@ class _HistogramMetric(_BinnedCalibrationMetric):
     """State: per-cell weight, confidence sum and outcome sum over ``resolution`` cells."""
 
     def __init__(self, resolution, from_logits, validate_args, name, dtype, state_shape=()):
-        self.resolution = _check_resolution(resolution)
+        self.resolution = _check_integer(resolution, "resolution", 1)
         super().__init__(self.resolution, from_logits, validate_args, name, dtype, state_shape)
 
     def get_config(self):
@@ -568,15 +556,7 @@ class CalibrationError(_HistogramMetric):
         self.norm, self.binning, self.debiased, self.mode = norm, binning, bool(debiased), mode
         state_shape = ()
         if mode == "classwise":
-            if (
-                isinstance(num_classes, bool)
-                or not isinstance(num_classes, (int, np.integer))
-                or num_classes < 2
-            ):
-                raise ValueError(
-                    "Invalid value for argument `num_classes`. Expected an integer >= 2 with "
-                    f"mode='classwise'. Received: num_classes={num_classes!r}"
-                )
+            num_classes = _check_integer(num_classes, "num_classes", 2, " with mode='classwise'")
             state_shape = (int(num_classes),)
         self.num_classes = None if num_classes is None else int(num_classes)
         super().__init__(resolution, from_logits, validate_args, name, dtype, state_shape)
