@@ -238,6 +238,8 @@ def compare(
     outcomes = {}
     for s, n in units:
         outcomes.setdefault(_label(n), {})[s] = store.outcomes(s, _label(n))
+    if any(o is None for per_seed in outcomes.values() for o in per_seed.values()):
+        outcomes = None  # a unit from a run before outcomes were kept: no intervals, no figure
     results = _summarise(
         data.name, optimize_for, [store.done[(s, _label(n))] for s, n in units], augment, outcomes
     )
@@ -360,10 +362,7 @@ def _summarise(dataset, optimize_for, records, augment=False, outcomes=None):
             # One seed has no spread: None, not a standard deviation of 0.
             row[f"{metric}_std"] = float(values.std()) if len(values) > 1 else None
         summary.append(row)
-    kept = outcomes and all(
-        o is not None for per_seed in outcomes.values() for o in per_seed.values()
-    )
-    if kept:
+    if outcomes:
         intervals = bootstrap_intervals(outcomes)
         for row in summary:
             row.update(intervals[row["loss"]])

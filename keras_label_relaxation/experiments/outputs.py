@@ -132,7 +132,7 @@ def write_outputs(out_dir, results, outcomes=None):
         figure = reliability_diagram(metric=metric, title=f"{row['loss']} on {results.dataset}")
         safe = row["loss"].replace("+", "_")
         figure.savefig(os.path.join(out_dir, f"reliability_{safe}.png"), format="png", dpi=100)
-    if outcomes and all(o is not None for per_seed in outcomes.values() for o in per_seed.values()):
+    if outcomes:
         figure = reliability_figure(results, outcomes)
         figure.savefig(os.path.join(out_dir, "reliability.png"), format="png", dpi=100)
 
