@@ -206,7 +206,13 @@ def test_masked_timesteps_are_not_counted(rng, masking):
     model.compile(
         optimizer="sgd",
         loss="sparse_categorical_crossentropy",
-        metrics=[klr.ExpectedCalibrationError(), klr.BrierScore(), "accuracy"],
+        metrics=[
+            klr.ExpectedCalibrationError(),
+            klr.BrierScore(),
+            "accuracy",
+            klr.CalibrationError(norm="l2", name="rms"),
+            klr.KSCalibrationError(name="ks"),
+        ],
     )
     scores = model.evaluate(x, labels, batch_size=8, verbose=0, return_dict=True)
     probs = keras.ops.convert_to_numpy(model.predict(x, verbose=0)).astype(np.float64)
@@ -218,6 +224,15 @@ def test_masked_timesteps_are_not_counted(rng, masking):
     np.testing.assert_allclose(
         scores["brier_score"], oracle.brier_loop(kept_labels, kept_probs), atol=2e-6
     )
+    # The histogram metrics read the same mask (15 bins divide the 3000 cells: exact RMS).
+    expected_rms = oracle.binned_error_loop(
+        kept_labels, kept_probs, 15, "l2", "equal_width", False, "top_label"
+    )
+    np.testing.assert_allclose(scores["rms"], expected_rms, atol=2e-6)
+    expected_ks = oracle.ks_loop(kept_labels, kept_probs)
+    cells = np.minimum((kept_probs.max(-1) * 3000).astype(int), 2999)
+    largest_cell = np.bincount(cells).max() / len(kept_labels)
+    assert expected_ks - largest_cell - 2e-6 <= scores["ks"] <= expected_ks + 2e-6
     # Keras' own accuracy counts the same time steps.
     accuracy = np.mean(kept_probs.argmax(-1) == kept_labels)
     np.testing.assert_allclose(scores["accuracy"], accuracy, atol=1e-6)
