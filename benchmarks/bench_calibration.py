@@ -2,10 +2,12 @@
 
 1. ECE over 1,000,000 x 100 float32 probabilities (15 bins), fed in batches of
    100,000 (streaming, as in an evaluation loop): our ``ExpectedCalibrationError``
-   (eager ``update_state`` on NumPy arrays, and inside a ``tf.function`` on
-   tensors), torchmetrics' ``MulticlassCalibrationError`` (``update`` per batch,
-   ``compute`` at the end), and netcal's ``ECE.measure`` (one call on the whole
-   array; netcal does not stream); then every other estimator
+   (eager ``update_state`` on NumPy arrays under the TensorFlow, JAX and torch
+   backends, inside a ``tf.function`` on tensors, and ``jax.jit`` of
+   ``stateless_update_state`` on JAX arrays), torchmetrics'
+   ``MulticlassCalibrationError`` (``update`` per batch, ``compute`` at the
+   end), and netcal's ``ECE.measure`` (one call on the whole array; netcal
+   does not stream); then every other estimator
    (``CalibrationError`` variants, ``KSCalibrationError``,
    ``SmoothCalibrationError``) fed the same way. Throughput in samples/s and
    the peak memory the whole run adds.
@@ -123,10 +125,33 @@ def _time(fn, repeats):
     return best, value
 
 
-def backend_child(n, k, repeats):
-    """``ours_eager`` under the backend of ``KERAS_BACKEND``: seconds and ECE."""
+def backend_child(n, k, repeats, mode):
+    """Our ECE under the backend of ``KERAS_BACKEND``: ``"eager"`` (``update_state`` on NumPy
+    batches) or, on JAX, ``"jit"`` (``jax.jit`` of ``stateless_update_state`` on device
+    arrays, as Keras' JAX trainer runs metrics). Prints seconds and ECE."""
     _, probs, labels = _probabilities(n, k)
-    seconds, value = _time(_ece_runner("ours_eager", probs, labels), repeats)
+    if mode == "eager":
+        run = _ece_runner("ours_eager", probs, labels)
+    else:
+        import jax
+        import jax.numpy as jnp
+
+        import keras_label_relaxation as klr
+
+        metric = klr.ExpectedCalibrationError(num_bins=15)
+        step = jax.jit(metric.stateless_update_state)
+        batches = [
+            (jnp.asarray(labels[i : i + BATCH]), jnp.asarray(probs[i : i + BATCH]))
+            for i in range(0, n, BATCH)
+        ]
+
+        def run():
+            state = [jnp.zeros(v.shape, v.dtype) for v in metric.variables]
+            for y, p in batches:
+                state = step(state, y, p)
+            return float(metric.stateless_result(state))
+
+    seconds, value = _time(run, repeats)
     return f"{seconds} {value}"
 
 
@@ -178,10 +203,11 @@ def main():
     parser.add_argument("--fit-samples", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
-    parser.add_argument("--backend-child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--backend-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.backend_child:
-        print(backend_child(*map(int, args.backend_child)))
+        *sizes, mode = args.backend_child
+        print(backend_child(*map(int, sizes), mode))
         return
     if args.child:
         name, n, k = args.child
@@ -210,15 +236,16 @@ def main():
         seconds_ece = seconds_ece or seconds
         memory = _peak.measure(__file__, (name, n, k))
         print(f"| {name} | {seconds:.3f} | {n / seconds:,.0f} | {memory:.1f} | {value:.6f} |")
-    for backend in ("jax", "torch"):  # the eager row under Keras' other backends
+    # The eager row under Keras' other backends, and JAX's compiled path.
+    for backend, mode in (("jax", "eager"), ("torch", "eager"), ("jax", "jit")):
         out = subprocess.run(
-            [sys.executable, __file__, "--backend-child", str(n), str(k), str(args.repeats)],
+            [sys.executable, __file__, "--backend-child", str(n), str(k), str(args.repeats), mode],
             env=dict(os.environ, KERAS_BACKEND=backend),
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         seconds, value = map(float, out.stdout.split()[-2:])
-        print(f"| ours_eager ({backend} backend) | {seconds:.3f} | {n / seconds:,.0f} | | "
-              f"{value:.6f} |")  # fmt: skip
+        label = f"ours_eager ({backend} backend)" if mode == "eager" else "ours_jax_jit"
+        print(f"| {label} | {seconds:.3f} | {n / seconds:,.0f} | | {value:.6f} |")
     print("\nThe other estimators, eager update_state on the same NumPy batches, result() once")
     print("| metric | seconds | samples/s | time / ECE's | peak MiB added | value |")
     print("| --- | --- | --- | --- | --- | --- |")

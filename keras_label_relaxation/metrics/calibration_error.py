@@ -96,12 +96,12 @@ def _prepare(y_true, y_pred, sample_weight, from_logits, validate_args=False):
     # A backend tensor carries its mask (convert_to_tensor returns it as it is); an array
     # has none and is converted once only.
     if isinstance(y_pred, (np.ndarray, np.generic, list, tuple, int, float)):
-        y_pred = ops.convert_to_tensor(y_pred)
+        y_pred = _numerics.as_tensor(y_pred)
     dtype = _numerics.compute_dtype(y_pred.dtype)
     weights = _merged_weights(y_pred, sample_weight, dtype)
     probs, valid = _probabilities(y_pred, from_logits, validate_args)
     num_classes = probs.shape[-1]
-    y_true = ops.convert_to_tensor(y_true)
+    y_true = _numerics.as_tensor(y_true)
     if len(y_true.shape) == len(probs.shape) and y_true.shape[-1] == num_classes != 1:
         y_true = ops.cast(y_true, dtype)
         _numerics.check_dense_shapes(y_true, probs)
@@ -130,21 +130,43 @@ def _bin_index(confidence, num_bins):
 
 
 def _bin_sums(confidence, correct, weights, num_bins):
-    """Per-bin (weight, summed confidence, summed correctness) as one segment sum."""
-    stacked = ops.stack([weights, weights * confidence, weights * correct], axis=-1)
-    sums = _numerics.segment_sum(stacked, _bin_index(confidence, num_bins), num_bins)
-    return sums[:, 0], sums[:, 1], sums[:, 2]
+    """Per-bin (weight, summed confidence, summed correctness), three segment sums."""
+    index = _bin_index(confidence, num_bins)
+    return tuple(
+        _numerics.segment_sum(values, index, num_bins)
+        for values in (weights, weights * confidence, weights * correct)
+    )
+
+
+def _top_label(labels, probs):
+    """``(confidence, correct)``: ``max_k p_k`` and whether ``argmax_k p_k`` (the lowest
+    index on ties) is the label, in ``probs``' dtype."""
+    confidence, predicted = _numerics.max_and_argmax(probs)
+    return confidence, ops.cast(ops.equal(predicted, labels), probs.dtype)
 
 
 def _top_label_bins(labels, probs, weights, num_bins):
-    """Per-bin (weight, summed confidence, summed correctness), each ``(num_bins,)``.
+    """Per-bin (weight, summed confidence, summed correctness), each ``(num_bins,)``."""
+    return _bin_sums(*_top_label(labels, probs), weights, num_bins)
 
-    ``top_k(k=1)`` yields the confidence and the arg-max in one pass (ties go to
-    the lowest index, as ``argmax``).
+
+def _classwise_bins(labels, probs, weights, num_bins):
+    """Per (class, bin) weight, summed ``p_k`` and summed ``[y = k]``, each ``(K, num_bins)``.
+
+    Every sample enters each class' curve with ``p_k`` at bin ``b(p_k)``; only its
+    label's curve counts it as a hit, so the hit sums take ``N`` entries, not ``N K``.
     """
-    confidence, predicted = ops.top_k(probs, k=1)
-    correct = ops.equal(ops.cast(predicted[:, 0], "int32"), labels)
-    return _bin_sums(confidence[:, 0], ops.cast(correct, probs.dtype), weights, num_bins)
+    k = probs.shape[-1]
+    offsets = ops.arange(k, dtype="int32") * num_bins
+    cells = ops.reshape(offsets + _bin_index(probs, num_bins), (-1,))
+    spread = ops.broadcast_to(weights[:, None], ops.shape(probs))
+    label_cells = labels * num_bins + _bin_index(_numerics.gather_class(probs, labels), num_bins)
+    sums = (
+        _numerics.segment_sum(ops.reshape(spread, (-1,)), cells, k * num_bins),
+        _numerics.segment_sum(ops.reshape(spread * probs, (-1,)), cells, k * num_bins),
+        _numerics.segment_sum(weights, label_cells, k * num_bins),
+    )
+    return tuple(ops.reshape(v, (k, num_bins)) for v in sums)
 
 
 def _safe_divide(numerator, denominator):
@@ -397,16 +419,7 @@ class ClasswiseExpectedCalibrationError(_EqualWidthMetric):
                 f"`y_pred` has {probs.shape[-1]} classes but the metric was built with "
                 f"num_classes={k}."
             )
-        classes = ops.arange(k, dtype="int32")
-        segments = ops.reshape(classes * b + _bin_index(probs, b), (-1,))
-        hit = ops.cast(ops.equal(labels[:, None], classes[None, :]), probs.dtype)
-        w = ops.broadcast_to(weights[:, None], ops.shape(probs))
-
-        def per_bin(values):
-            summed = _numerics.segment_sum(ops.reshape(values, (-1,)), segments, k * b)
-            return ops.reshape(summed, (k, b))
-
-        return per_bin(w), per_bin(w * probs), per_bin(w * hit)
+        return _classwise_bins(labels, probs, weights, b)
 
     def result(self):
         return ops.mean(_ece_from_bins(*self._state()))

@@ -59,9 +59,11 @@ from keras_label_relaxation.metrics.calibration_error import (
     _BinnedCalibrationMetric,
     _check_integer,
     _check_num_bins,
+    _classwise_bins,
     _nan_if_poisoned,
     _prepare,
     _safe_divide,
+    _top_label,
     _top_label_bins,
 )
 
@@ -260,9 +262,7 @@ def _samples(y_true, probs, sample_weight):
 def _curves(labels, probs, weights, mode):
     """Rows of (confidence, outcome, weight): ``(N,)`` top label or ``(K, N)`` classwise."""
     if mode == "top_label":
-        confidence, predicted = ops.top_k(probs, k=1)
-        correct = ops.equal(ops.cast(predicted[:, 0], "int32"), labels)
-        return confidence[:, 0], ops.cast(correct, probs.dtype), weights
+        return (*_top_label(labels, probs), weights)
     classes = ops.arange(probs.shape[-1], dtype="int32")
     hit = ops.cast(ops.equal(labels[None, :], classes[:, None]), probs.dtype)
     return ops.transpose(probs), hit, ops.broadcast_to(weights[None, :], hit.shape)
@@ -569,12 +569,7 @@ class CalibrationError(_HistogramMetric):
                 f"`y_pred` has {probs.shape[-1]} classes but the metric was built with "
                 f"num_classes={self.num_classes}."
             )
-        confidence, outcome, weight = _curves(labels, probs, weights, "classwise")
-        cells = ops.clip(ops.cast(confidence * self.resolution, "int32"), 0, self.resolution - 1)
-        return tuple(
-            _rowwise_segment_sum(v, cells, self.resolution)
-            for v in (weight, weight * confidence, weight * outcome)
-        )
+        return _classwise_bins(labels, probs, weights, self.resolution)
 
     def result(self):
         n, s, a = self._state()

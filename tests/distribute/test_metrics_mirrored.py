@@ -1,4 +1,5 @@
-"""ECE under tf.distribute.MirroredStrategy on 2 logical CPU devices equals one device."""
+"""Calibration metrics under tf.distribute.MirroredStrategy on 2 logical CPU devices equal
+one device (every metric's state sums over replicas)."""
 
 import keras
 import pytest
@@ -11,7 +12,12 @@ SCRIPT = """
     weights = single.get_weights()
     metrics = lambda: [klr.ExpectedCalibrationError(from_logits=True),
                        klr.ClasswiseExpectedCalibrationError(4, from_logits=True),
-                       klr.BrierScore(from_logits=True)]
+                       klr.BrierScore(from_logits=True),
+                       klr.CalibrationError(norm="l2", from_logits=True, name="rms"),
+                       klr.CalibrationError(mode="classwise", num_classes=4, binning="equal_mass",
+                                            from_logits=True, name="classwise_ace"),
+                       klr.KSCalibrationError(from_logits=True),
+                       klr.SmoothCalibrationError(from_logits=True)]
     single.compile(loss=klr.SparseLabelRelaxation(0.1, from_logits=True), metrics=metrics())
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     with strategy.scope():
@@ -43,7 +49,9 @@ SCRIPT = """
 def test_metric_values_under_mirrored_strategy_equal_single_device():
     values = run_on_two_devices("tensorflow", SCRIPT, timeout=300)
     assert values["replicas"] == 2
-    for key in ("ece", "classwise_ece", "brier_score", "loss"):
+    keys = ("ece", "classwise_ece", "brier_score", "rms", "classwise_ace", "ks_ce",
+            "smooth_ece", "loss")  # fmt: skip
+    for key in keys:
         assert values["mirrored"][key] == pytest.approx(values["single"][key], abs=1e-5), key
     assert values["single"]["ece"] > 0.01  # a non-trivial value
     assert values["counted"] == 256.0

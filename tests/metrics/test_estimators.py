@@ -180,24 +180,38 @@ def _logits_model(k):
     return keras.Model(inputs, keras.layers.Dense(k, kernel_initializer="identity")(inputs))
 
 
-def test_metrics_in_compiled_evaluate(rng):
+@pytest.mark.parametrize("how", ["evaluate", "fit"])
+def test_metrics_in_compiled_evaluate_and_fit(rng, how):
     labels, probs = _data(rng, n=512, ties=False)
     logits = np.log(probs).astype("float32")
     model = _logits_model(4)
     model.compile(
+        # A learning rate of 0: fit's epoch metrics are those of the fixed identity model.
+        optimizer=keras.optimizers.SGD(learning_rate=0.0),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[
             metrics.CalibrationError(norm="l2", from_logits=True, name="rms"),
+            metrics.CalibrationError(
+                mode="classwise", num_classes=4, num_bins=10, from_logits=True, name="cw"
+            ),
             metrics.CalibrationError(binning="equal_mass", from_logits=True, name="ace"),
             metrics.KSCalibrationError(from_logits=True, name="ks"),
             metrics.SmoothCalibrationError(bandwidth=0.05, from_logits=True, name="sm"),
         ],
         jit_compile=False,
     )
-    logs = model.evaluate(logits, labels, batch_size=100, return_dict=True, verbose=0)
+    if how == "evaluate":
+        logs = model.evaluate(logits, labels, batch_size=100, return_dict=True, verbose=0)
+    else:
+        history = model.fit(logits, labels, batch_size=100, epochs=1, shuffle=False, verbose=0)
+        logs = {key: values[-1] for key, values in history.history.items()}
     probs = oracle.softmax(logits)
     assert logs["rms"] == pytest.approx(
         oracle.binned_error_loop(labels, probs, 15, "l2", "equal_width", False, "top_label"),
+        abs=1e-4,
+    )
+    assert logs["cw"] == pytest.approx(
+        oracle.binned_error_loop(labels, probs, 10, "l1", "equal_width", False, "classwise"),
         abs=1e-4,
     )
     largest_cell = np.bincount(_cells(probs, 3000)).max() / len(labels)

@@ -58,6 +58,26 @@ def test_ece_metric_matches_loop(data):
         np.testing.assert_allclose(float(m.result()), expected, atol=1e-6)
 
 
+def test_any_numpy_layout_gives_the_loop_value(data):
+    # On torch, C-contiguous writable arrays are wrapped without a copy; the rest are copied.
+    _, probs, labels = data
+    expected = _ece_loop(labels, probs, 15)
+    wide = np.zeros((300, 12))
+    wide[:, ::2] = probs
+    frozen = probs.copy()
+    frozen.flags.writeable = False
+    for x, y in (
+        (wide[:, ::2], labels),  # strided
+        (np.asfortranarray(probs), labels.astype(np.uint32)),  # column-major, uint32 ids
+        (frozen, labels),  # read-only
+        (probs.astype(np.float32), labels.astype(np.int8)),
+    ):
+        m = klr.ExpectedCalibrationError()
+        m.update_state(y, x)
+        np.testing.assert_allclose(float(m.result()), expected, atol=1e-6)
+    np.testing.assert_array_equal(frozen, probs)  # inputs are never written
+
+
 def test_ece_with_time_axis(data):
     _, probs, labels = data
     m = klr.ExpectedCalibrationError()
