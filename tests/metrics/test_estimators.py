@@ -181,7 +181,10 @@ def _logits_model(k):
 
 
 @pytest.mark.parametrize("how", ["evaluate", "fit"])
-def test_metrics_in_compiled_evaluate_and_fit(rng, how):
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_metrics_in_compiled_evaluate_and_fit(rng, how, jit_compile):
+    if jit_compile and keras.backend.backend() == "torch":
+        pytest.skip("jit_compile on torch is torch.compile, not XLA")
     labels, probs = _data(rng, n=512, ties=False)
     logits = np.log(probs).astype("float32")
     model = _logits_model(4)
@@ -197,8 +200,9 @@ def test_metrics_in_compiled_evaluate_and_fit(rng, how):
             metrics.CalibrationError(binning="equal_mass", from_logits=True, name="ace"),
             metrics.KSCalibrationError(from_logits=True, name="ks"),
             metrics.SmoothCalibrationError(bandwidth=0.05, from_logits=True, name="sm"),
+            metrics.ExpectedCalibrationError(from_logits=True, name="ece"),
         ],
-        jit_compile=False,
+        jit_compile=jit_compile,  # XLA: TensorFlow's default on a GPU, always on JAX
     )
     if how == "evaluate":
         logs = model.evaluate(logits, labels, batch_size=100, return_dict=True, verbose=0)
@@ -209,6 +213,10 @@ def test_metrics_in_compiled_evaluate_and_fit(rng, how):
     assert logs["rms"] == pytest.approx(
         oracle.binned_error_loop(labels, probs, 15, "l2", "equal_width", False, "top_label"),
         abs=1e-4,
+    )
+    assert logs["ece"] == pytest.approx(
+        oracle.binned_error_loop(labels, probs, 15, "l1", "equal_width", False, "top_label"),
+        abs=1e-5,
     )
     assert logs["cw"] == pytest.approx(
         oracle.binned_error_loop(labels, probs, 10, "l1", "equal_width", False, "classwise"),
