@@ -17,6 +17,7 @@ from keras_label_relaxation.losses.label_relaxation import (
     label_relaxation,
     sparse_label_relaxation,
 )
+from keras_label_relaxation.losses.per_sample import PerSampleAlpha, alpha_targets
 from keras_label_relaxation.losses.registry import (
     LOSS_ALIASES,
     LOSS_PARAMETERS,
@@ -30,10 +31,12 @@ __all__ = [
     "BinaryLabelRelaxation",
     "ConfidencePenalty",
     "LabelRelaxation",
+    "PerSampleAlpha",
     "SparseCategoricalFocalCrossentropy",
     "SparseConfidencePenalty",
     "SparseLabelRelaxation",
     "SparseLabelSmoothing",
+    "alpha_targets",
     "binary_label_relaxation",
     "canonical_loss_name",
     "confidence_penalty",

@@ -3,6 +3,7 @@
 import keras
 
 from keras_label_relaxation import _numerics
+from keras_label_relaxation.losses import per_sample
 
 
 class FunctionLoss(keras.losses.Loss):
@@ -31,3 +32,22 @@ class FunctionLoss(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), **self._fn_kwargs}
+
+
+class RelaxationLoss(FunctionLoss):
+    """A label relaxation loss: ``alpha`` a float in (0, 1), or ``"per_sample"``.
+
+    With ``"per_sample"`` the targets carry one ``alpha`` per example as an
+    extra last column (``per_sample.pack_alpha``; ``PerSampleAlpha`` packs them
+    in ``fit``/``evaluate``), split off here before the loss function runs.
+    """
+
+    def __init__(self, fn, alpha, name, reduction, dtype, **fn_kwargs):
+        alpha = per_sample.check_alpha_argument(alpha)
+        super().__init__(fn, name=name, reduction=reduction, dtype=dtype, alpha=alpha, **fn_kwargs)
+
+    def call(self, y_true, y_pred):
+        if self._fn_kwargs["alpha"] != per_sample.PER_SAMPLE:
+            return super().call(y_true, y_pred)
+        target, alpha = per_sample.unpack_alpha(y_true, y_pred)
+        return self._fn(target, y_pred, **{**self._fn_kwargs, "alpha": alpha})

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_label_relaxation import _numerics
-from keras_label_relaxation.losses._base import FunctionLoss
+from keras_label_relaxation.losses._base import RelaxationLoss
 
 
 def binary_label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False, validate_args=False):
@@ -68,7 +68,7 @@ def binary_label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False, valida
 
 
 @keras.saving.register_keras_serializable(package="keras_label_relaxation")
-class BinaryLabelRelaxation(FunctionLoss):
+class BinaryLabelRelaxation(RelaxationLoss):
     """Label relaxation for sigmoid outputs (binary and multi-label).
 
     A positive target relaxes to ``{p >= 1 - alpha}``, a negative one to
@@ -77,7 +77,8 @@ class BinaryLabelRelaxation(FunctionLoss):
     ``binary_label_relaxation``.
 
     Args:
-        alpha: Float in (0, 1).
+        alpha: Float in (0, 1), or ``"per_sample"`` (one value per example
+            from the targets; see ``PerSampleAlpha``).
         from_logits: Whether ``y_pred`` holds logits (default ``False``).
         validate_args: Raise ``ValueError`` on invalid targets in eager calls
             (off by default; invalid targets give NaN either way).
@@ -103,10 +104,10 @@ class BinaryLabelRelaxation(FunctionLoss):
     ):
         super().__init__(
             binary_label_relaxation,
+            alpha,
             name=name,
             reduction=reduction,
             dtype=dtype,
-            alpha=_numerics.check_probability_parameter(alpha, "alpha"),
             from_logits=bool(from_logits),
             validate_args=bool(validate_args),
         )

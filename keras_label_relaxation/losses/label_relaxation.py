@@ -17,7 +17,7 @@ import keras
 from keras import ops
 
 from keras_label_relaxation import _numerics
-from keras_label_relaxation.losses._base import FunctionLoss
+from keras_label_relaxation.losses._base import RelaxationLoss
 
 _SERIALIZABLE = keras.saving.register_keras_serializable(package="keras_label_relaxation")
 
@@ -193,7 +193,7 @@ def sparse_label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False, valida
 
 
 @_SERIALIZABLE
-class LabelRelaxation(FunctionLoss):
+class LabelRelaxation(RelaxationLoss):
     """Label relaxation loss for one-hot or soft targets.
 
     ``L = min_{p in Q} KL(p || p_hat)`` with the credal set
@@ -204,7 +204,9 @@ class LabelRelaxation(FunctionLoss):
 
     Args:
         alpha: Float in (0, 1), the imprecisiation degree (paper grid: 0.01,
-            0.025, 0.05, 0.1, 0.2, 0.3, 0.4).
+            0.025, 0.05, 0.1, 0.2, 0.3, 0.4), or ``"per_sample"``: one value per
+            example, carried by the targets (``PerSampleAlpha`` packs
+            ``y = {"target": ..., "alpha": ...}`` for ``fit``/``evaluate``).
         from_logits: Whether ``y_pred`` holds logits (default ``False``, as
             Keras' losses).
         validate_args: Raise ``ValueError`` on invalid targets in eager calls
@@ -240,17 +242,17 @@ class LabelRelaxation(FunctionLoss):
     ):
         super().__init__(
             label_relaxation,
+            alpha,
             name=name,
             reduction=reduction,
             dtype=dtype,
-            alpha=_numerics.check_probability_parameter(alpha, "alpha"),
             from_logits=bool(from_logits),
             validate_args=bool(validate_args),
         )
 
 
 @_SERIALIZABLE
-class SparseLabelRelaxation(FunctionLoss):
+class SparseLabelRelaxation(RelaxationLoss):
     """Label relaxation loss for integer class ids.
 
     ``L = 0`` if ``p_hat(y) >= 1 - alpha``, else
@@ -258,7 +260,9 @@ class SparseLabelRelaxation(FunctionLoss):
     See ``sparse_label_relaxation`` for the computation.
 
     Args:
-        alpha: Float in (0, 1), the imprecisiation degree.
+        alpha: Float in (0, 1), the imprecisiation degree, or
+            ``"per_sample"`` (one value per example from the targets; see
+            ``PerSampleAlpha``).
         from_logits: Whether ``y_pred`` holds logits (default ``False``).
         validate_args: Raise ``ValueError`` on invalid class ids in eager
             calls; off by default. Invalid ids give NaN either way.
@@ -287,10 +291,10 @@ class SparseLabelRelaxation(FunctionLoss):
     ):
         super().__init__(
             sparse_label_relaxation,
+            alpha,
             name=name,
             reduction=reduction,
             dtype=dtype,
-            alpha=_numerics.check_probability_parameter(alpha, "alpha"),
             from_logits=bool(from_logits),
             validate_args=bool(validate_args),
         )

@@ -40,3 +40,39 @@ def test_fit_under_mirrored_strategy_equals_one_device_for_every_loss():
     values = run_on_two_devices("tensorflow", SCRIPT, timeout=600)
     assert values["replicas"] == 2
     assert_histories_agree(values["results"])
+
+
+PER_SAMPLE_SCRIPT = """
+    keras.utils.set_random_seed(0)
+    weights = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)]).get_weights()
+    alpha = rng.uniform(0.02, 0.5, len(y)).astype("float32")
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+    def build():
+        inner = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
+        inner.set_weights(weights)
+        model = klr.PerSampleAlpha(inner)
+        model.compile(optimizer=keras.optimizers.SGD(0.1),
+                      loss=klr.SparseLabelRelaxation(alpha="per_sample", from_logits=True),
+                      metrics=["accuracy", klr.ExpectedCalibrationError(from_logits=True)])
+        return model
+
+    def run(model):
+        history = model.fit(x, klr.alpha_targets(y, alpha), batch_size=64, epochs=2,
+                            shuffle=False, verbose=0)
+        return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+    one = run(build())
+    with strategy.scope():
+        mirrored = build()
+    print(json.dumps({"one": one, "two": run(mirrored)}))
+    """
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.distribute test")
+def test_per_sample_alpha_under_mirrored_strategy_equals_one_device():
+    values = run_on_two_devices("tensorflow", PER_SAMPLE_SCRIPT, timeout=300)
+    assert set(values["one"]) == {"loss", "accuracy", "ece"} == set(values["two"])
+    for key, series in values["one"].items():
+        assert values["two"][key] == pytest.approx(series, abs=1e-5), key
+    assert values["one"]["loss"][-1] < values["one"]["loss"][0]
