@@ -24,8 +24,24 @@ from keras_label_relaxation.losses.registry import (
     canonical_loss_name,
     get_loss,
 )
+from keras_label_relaxation.losses.schedules import (
+    AlphaSchedule,
+    AlphaScheduler,
+    AlphaState,
+    ConstantAlpha,
+    CosineAlpha,
+    LinearAlpha,
+    StepAlpha,
+)
 
 __all__ = [
+    "AlphaSchedule",
+    "AlphaScheduler",
+    "AlphaState",
+    "ConstantAlpha",
+    "CosineAlpha",
+    "LinearAlpha",
+    "StepAlpha",
     "LOSS_ALIASES",
     "LOSS_PARAMETERS",
     "BinaryLabelRelaxation",

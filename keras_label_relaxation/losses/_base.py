@@ -1,9 +1,10 @@
 """The thin ``Loss`` base every loss class of the package derives from."""
 
 import keras
+from keras import ops
 
 from keras_label_relaxation import _numerics
-from keras_label_relaxation.losses import per_sample
+from keras_label_relaxation.losses import per_sample, schedules
 
 
 class FunctionLoss(keras.losses.Loss):
@@ -35,19 +36,33 @@ class FunctionLoss(keras.losses.Loss):
 
 
 class RelaxationLoss(FunctionLoss):
-    """A label relaxation loss: ``alpha`` a float in (0, 1), or ``"per_sample"``.
+    """A label relaxation loss: ``alpha`` a float in (0, 1), ``"per_sample"`` or a schedule.
 
     With ``"per_sample"`` the targets carry one ``alpha`` per example as an
     extra last column (``per_sample.pack_alpha``; ``PerSampleAlpha`` packs them
     in ``fit``/``evaluate``), split off here before the loss function runs.
+    With an ``AlphaSchedule`` the current ``alpha`` lives in ``alpha_state``
+    (``schedules.AlphaState``), which ``compile(metrics=[..., loss.alpha_state])``
+    threads through compiled steps and ``AlphaScheduler`` sets every epoch.
     """
 
     def __init__(self, fn, alpha, name, reduction, dtype, **fn_kwargs):
-        alpha = per_sample.check_alpha_argument(alpha)
+        if isinstance(alpha, dict):  # a saved AlphaState (shared with the compiled metrics)
+            alpha = keras.saving.deserialize_keras_object(alpha)
+        if isinstance(alpha, schedules.AlphaSchedule):
+            alpha = schedules.AlphaState(alpha)
+        #: The ``AlphaState`` of a scheduled ``alpha``, else ``None``.
+        self.alpha_state = alpha if isinstance(alpha, schedules.AlphaState) else None
+        if self.alpha_state is None:
+            alpha = per_sample.check_alpha_argument(alpha)
+        # get_config returns the state object itself: saved next to the compiled metrics, it
+        # gets one shared id, so load_model rebuilds one object for both.
         super().__init__(fn, name=name, reduction=reduction, dtype=dtype, alpha=alpha, **fn_kwargs)
 
     def call(self, y_true, y_pred):
-        if self._fn_kwargs["alpha"] != per_sample.PER_SAMPLE:
-            return super().call(y_true, y_pred)
-        target, alpha = per_sample.unpack_alpha(y_true, y_pred)
-        return self._fn(target, y_pred, **{**self._fn_kwargs, "alpha": alpha})
+        alpha = self._fn_kwargs["alpha"]
+        if self.alpha_state is not None:
+            alpha = ops.convert_to_tensor(self.alpha_state.alpha)
+        elif alpha == per_sample.PER_SAMPLE:
+            y_true, alpha = per_sample.unpack_alpha(y_true, y_pred)
+        return self._fn(y_true, y_pred, **{**self._fn_kwargs, "alpha": alpha})

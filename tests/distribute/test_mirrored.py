@@ -76,3 +76,39 @@ def test_per_sample_alpha_under_mirrored_strategy_equals_one_device():
     for key, series in values["one"].items():
         assert values["two"][key] == pytest.approx(series, abs=1e-5), key
     assert values["one"]["loss"][-1] < values["one"]["loss"][0]
+
+
+SCHEDULE_SCRIPT = """
+    keras.utils.set_random_seed(0)
+    weights = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)]).get_weights()
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+    def build():
+        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
+        model.set_weights(weights)
+        loss = klr.SparseLabelRelaxation(alpha=klr.CosineAlpha(0.4, 0.05, epochs=2),
+                                         from_logits=True)
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss,
+                      metrics=["accuracy", loss.alpha_state])
+        return model
+
+    def run(model):
+        history = model.fit(x, y, batch_size=64, epochs=3, shuffle=False, verbose=0,
+                            callbacks=[klr.AlphaScheduler()])
+        return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+    one = run(build())
+    with strategy.scope():
+        mirrored = build()
+    print(json.dumps({"one": one, "two": run(mirrored)}))
+    """
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.distribute test")
+def test_alpha_schedule_under_mirrored_strategy_equals_one_device():
+    # Every replica reads the alpha the callback set (not a share of it).
+    values = run_on_two_devices("tensorflow", SCHEDULE_SCRIPT, timeout=300)
+    assert set(values["one"]) == {"loss", "accuracy", "alpha"} == set(values["two"])
+    for key, series in values["one"].items():
+        assert values["two"][key] == pytest.approx(series, abs=1e-5), key
+    assert values["one"]["alpha"] == pytest.approx([0.4, 0.225, 0.05], abs=1e-6)
