@@ -12,6 +12,7 @@ from keras_label_relaxation import (
     losses,
     metrics,
     models,
+    semi_supervised,
     tuning,
 )
 from keras_label_relaxation.calibration import PAPER_TEMPERATURE_GRID, TemperatureScaling, calibrate
@@ -98,6 +99,7 @@ __all__ = [
     "losses",
     "metrics",
     "models",
+    "semi_supervised",
     "tuning",
     "alpha_targets",
     "binary_label_relaxation",
