@@ -10,8 +10,9 @@ COMMA := ,
 HAVE_TORCH_CPU := $(wildcard $(TORCH_WHEELS)/torch-2.13.0+cpu-*.whl)
 PEERS := $(if $(HAVE_TORCH_CPU),$(COMMA)peers,)
 # The core (losses, metrics, calibration and their docstrings) runs under every backend.
-CORE_TESTS := tests/losses tests/metrics tests/calibration \
-	keras_label_relaxation/losses keras_label_relaxation/metrics keras_label_relaxation/calibration
+CORE_TESTS := tests/losses tests/metrics tests/calibration tests/semi_supervised \
+	keras_label_relaxation/losses keras_label_relaxation/metrics keras_label_relaxation/calibration \
+	keras_label_relaxation/semi_supervised
 
 .PHONY: demo test test-backends test-floor lint benchmark clean
 

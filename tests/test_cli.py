@@ -19,3 +19,20 @@ def test_module_entry_point_help():
         [sys.executable, "-m", "keras_label_relaxation", "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "demo" in result.stdout
+
+
+def test_klr_semi_supervised_writes_its_table_and_records(capsys, tmp_path):
+    argv = ["semi-supervised", "--data", "digits", "--seeds", "2", "--steps", "3"]
+    assert main(argv + ["--batch-size", "4", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| credal self-training (CSSL) |" in out and "| supervised only |" in out
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["config"]["labelled"] == 100 and results["config"]["unlabelled"] == 799
+    assert [(r["seed"], r["method"]) for r in results["records"]] == [
+        (seed, method) for seed in (0, 1) for method in ("supervised", "hard", "credal")
+    ]
+    for record in results["records"]:
+        assert 0.0 <= record["accuracy"] <= 1.0 and 0.0 <= record["ece"] <= 1.0
+    assert (tmp_path / "table.md").read_text().startswith("100 labelled (10 per class)")
+    assert main(["semi-supervised", "--data", "digits", "--methods", "credal,mixmatch"]) == 2
+    assert "Unknown methods: ['mixmatch']" in capsys.readouterr().err

@@ -45,7 +45,9 @@ def _read(path):
 
 def test_committed_examples_are_all_there():
     names = {path.name for path in NOTEBOOKS}
-    assert {"quickstart.ipynb", "tuning.ipynb", "cifar10_gpu.ipynb"} <= names
+    assert {
+        "quickstart.ipynb", "tuning.ipynb", "cifar10_gpu.ipynb", "semi_supervised.ipynb"
+    } <= names  # fmt: skip
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
@@ -186,6 +188,27 @@ class TestExecuted:
         assert rows["CE+TS"]["accuracy"] == rows["CE"]["accuracy"]
 
         assert len(_pngs(_cell(notebook, "reliability"))) == len(rows)
+
+    def test_semi_supervised(self, tmp_path, notebook_env):
+        notebook = execute(
+            "semi_supervised.ipynb", tmp_path, DATA="digits", STEPS=3, BATCH_SIZE=4, SEEDS=2
+        )
+        assert "1797 images of shape (8, 8, 1): 100 labelled, 799 unlabelled, 898 test" in (
+            _stdout(_cell(notebook, "data"))
+        )
+        targets = _stdout(_cell(notebook, "targets"))
+        alphas = ast.literal_eval(re.search(r"alpha: (\[.*\])", targets).group(1))
+        assert len(alphas) == 5 and all(0.0 < a < 1.0 for a in alphas)
+        [table] = _tables(_cell(notebook, "results"))
+        assert [row["method"] for row in table] == [
+            "supervised only", "hard pseudo-labels (FixMatch, tau = 0.95)",
+            "credal self-training (CSSL)",
+        ]  # fmt: skip
+        for row in table:
+            accuracy, spread = row["test accuracy"].split(" ± ")
+            _assert_probability(accuracy)
+            _assert_probability(row["test ECE"].split(" ± ")[0])
+            assert float(spread) >= 0.0
 
     def test_tuning(self, tmp_path, notebook_env):
         tuner_dir = tmp_path / "tuner"

@@ -1,5 +1,6 @@
 """The paper's architectures as Keras functional models (any backend)."""
 
+from keras_label_relaxation.models.cnn import small_cnn
 from keras_label_relaxation.models.dense import simple_dense
 from keras_label_relaxation.models.densenet import densenet_bc
 from keras_label_relaxation.models.registry import MODEL_NAMES, get_model
@@ -13,5 +14,6 @@ __all__ = [
     "resnet56_v2",
     "resnet_v2",
     "simple_dense",
+    "small_cnn",
     "vgg16",
 ]
