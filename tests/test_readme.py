@@ -5,7 +5,8 @@ own backend or a ``tf.distribute`` strategy). Bash blocks run with bash in a scr
 directory holding the files they name (``my_data.npz``, an IDX directory, ``examples/``),
 ``python``/``klr`` from this environment, and these changes that keep them quick and local:
 
-- ``klr compare`` lines get ``--losses ce,lr --epochs 1 --limit 150 --seeds 1`` appended;
+- ``klr compare`` lines get ``--losses ce,lr --epochs 1 --limit 150 --seeds 1`` appended,
+  ``klr semi-supervised`` lines ``--data digits --seeds 1 --steps 2 --batch-size 4``;
 - ``make X`` becomes ``make -n -C <repo> X`` (the recipe is checked, not rerun: it is the
   command running this test);
 - ``pip install`` installs the repository itself with ``--dry-run --no-deps`` instead of the
@@ -30,6 +31,7 @@ PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
 BASH_BLOCKS = re.findall(r"```bash\n(.*?)```", README, flags=re.S)
 GITHUB = "git+https://github.com/keras-label-relaxation/keras-label-relaxation"
 COMPARE_OVERRIDES = "--losses ce,lr --epochs 1 --limit 150 --seeds 1"
+SEMI_SUPERVISED_OVERRIDES = "--data digits --seeds 1 --steps 2 --batch-size 4"
 
 
 def test_readme_has_examples_of_every_kind():
@@ -94,6 +96,8 @@ def _localise(block):
             continue
         if line.startswith("klr compare"):
             line += " " + COMPARE_OVERRIDES
+        elif line.startswith("klr semi-supervised"):
+            line += " " + SEMI_SUPERVISED_OVERRIDES
         elif line.startswith("make "):
             line = f"make -n -C {ROOT} {line[len('make ') :]}"
         elif line.startswith("pip install"):
@@ -111,14 +115,16 @@ def test_localise_rewrites_what_cannot_run_here():
     script = _localise(
         "make demo  # two spaces before a comment\n"
         "klr compare --dataset digits \\\n    --seeds 3\n"
+        "klr semi-supervised --seeds 3\n"
         f'pip install "keras-label-relaxation @ {GITHUB}"\n'
         "wait\n"
     )
     lines = script.splitlines()
     assert lines[0] == f"make -n -C {ROOT} demo"
     assert lines[1].endswith("--seeds 3 " + COMPARE_OVERRIDES)
-    assert f"@ file://{ROOT}" in lines[2] and "--dry-run" in lines[2]
-    assert "jobs -p" in lines[3]
+    assert lines[2] == "klr semi-supervised --seeds 3 " + SEMI_SUPERVISED_OVERRIDES
+    assert f"@ file://{ROOT}" in lines[3] and "--dry-run" in lines[3]
+    assert "jobs -p" in lines[4]
 
 
 @pytest.mark.parametrize("index", range(len(BASH_BLOCKS)))

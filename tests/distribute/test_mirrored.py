@@ -42,73 +42,53 @@ def test_fit_under_mirrored_strategy_equals_one_device_for_every_loss():
     assert_histories_agree(values["results"])
 
 
-PER_SAMPLE_SCRIPT = """
+ALPHA_SCRIPT = """
     keras.utils.set_random_seed(0)
     weights = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)]).get_weights()
     alpha = rng.uniform(0.02, 0.5, len(y)).astype("float32")
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
-    def build():
+    def per_sample():
         inner = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
         inner.set_weights(weights)
         model = klr.PerSampleAlpha(inner)
         model.compile(optimizer=keras.optimizers.SGD(0.1),
                       loss=klr.SparseLabelRelaxation(alpha="per_sample", from_logits=True),
                       metrics=["accuracy", klr.ExpectedCalibrationError(from_logits=True)])
-        return model
+        return model, klr.alpha_targets(y, alpha), []
 
-    def run(model):
-        history = model.fit(x, klr.alpha_targets(y, alpha), batch_size=64, epochs=2,
-                            shuffle=False, verbose=0)
-        return {k: [float(v) for v in vals] for k, vals in history.history.items()}
-
-    one = run(build())
-    with strategy.scope():
-        mirrored = build()
-    print(json.dumps({"one": one, "two": run(mirrored)}))
-    """
-
-
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.distribute test")
-def test_per_sample_alpha_under_mirrored_strategy_equals_one_device():
-    values = run_on_two_devices("tensorflow", PER_SAMPLE_SCRIPT, timeout=300)
-    assert set(values["one"]) == {"loss", "accuracy", "ece"} == set(values["two"])
-    for key, series in values["one"].items():
-        assert values["two"][key] == pytest.approx(series, abs=1e-5), key
-    assert values["one"]["loss"][-1] < values["one"]["loss"][0]
-
-
-SCHEDULE_SCRIPT = """
-    keras.utils.set_random_seed(0)
-    weights = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)]).get_weights()
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-
-    def build():
+    def scheduled():
         model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
         model.set_weights(weights)
         loss = klr.SparseLabelRelaxation(alpha=klr.CosineAlpha(0.4, 0.05, epochs=2),
                                          from_logits=True)
         model.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss,
                       metrics=["accuracy", loss.alpha_state])
-        return model
+        return model, y, [klr.AlphaScheduler()]
 
-    def run(model):
-        history = model.fit(x, y, batch_size=64, epochs=3, shuffle=False, verbose=0,
-                            callbacks=[klr.AlphaScheduler()])
+    def run(build, distributed):
+        if distributed:
+            with strategy.scope():
+                model, targets, callbacks = build()
+        else:
+            model, targets, callbacks = build()
+        history = model.fit(x, targets, batch_size=64, epochs=3, shuffle=False, verbose=0,
+                            callbacks=callbacks)
         return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
-    one = run(build())
-    with strategy.scope():
-        mirrored = build()
-    print(json.dumps({"one": one, "two": run(mirrored)}))
+    print(json.dumps({name: {"one": run(build, False), "two": run(build, True)}
+                      for name, build in (("per_sample", per_sample), ("scheduled", scheduled))}))
     """
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.distribute test")
-def test_alpha_schedule_under_mirrored_strategy_equals_one_device():
+def test_per_sample_and_scheduled_alpha_under_mirrored_strategy_equal_one_device():
+    values = run_on_two_devices("tensorflow", ALPHA_SCRIPT, timeout=300)
+    keys = {"per_sample": {"loss", "accuracy", "ece"}, "scheduled": {"loss", "accuracy", "alpha"}}
+    for name, runs in values.items():
+        assert set(runs["one"]) == keys[name] == set(runs["two"]), name
+        for key, series in runs["one"].items():
+            assert runs["two"][key] == pytest.approx(series, abs=1e-5), (name, key)
+    assert values["per_sample"]["one"]["loss"][-1] < values["per_sample"]["one"]["loss"][0]
     # Every replica reads the alpha the callback set (not a share of it).
-    values = run_on_two_devices("tensorflow", SCHEDULE_SCRIPT, timeout=300)
-    assert set(values["one"]) == {"loss", "accuracy", "alpha"} == set(values["two"])
-    for key, series in values["one"].items():
-        assert values["two"][key] == pytest.approx(series, abs=1e-5), key
-    assert values["one"]["alpha"] == pytest.approx([0.4, 0.225, 0.05], abs=1e-6)
+    assert values["scheduled"]["one"]["alpha"] == pytest.approx([0.4, 0.225, 0.05], abs=1e-6)
