@@ -43,14 +43,7 @@ def _scale_setup(args):
         return contextlib.nullcontext()
     import tensorflow as tf
 
-    if args.strategy == "mirrored":
-        return tf.distribute.MirroredStrategy().scope()
-    raise SystemExit(
-        "--strategy multiworker: Keras' model.fit does not run under "
-        "MultiWorkerMirroredStrategy (keras-team/keras#20585), and `klr` trains with fit. "
-        "Train on several hosts with a custom loop (examples/multiworker.py, README: "
-        "'Several machines')."
-    )
+    return tf.distribute.MirroredStrategy().scope()
 
 
 def _augment(args):
@@ -160,8 +153,11 @@ def _scale_options(parser):
         help="Keras mixed-precision policy for training",
     )  # fmt: skip
     parser.add_argument(
-        "--strategy", choices=("default", "mirrored", "multiworker"), default="default",
-        help="tf.distribute strategy for training",
+        "--strategy", choices=("default", "mirrored"), default="default",
+        help="tf.distribute strategy for training: the default or MirroredStrategy (all local "
+        "GPUs). Not MultiWorkerMirroredStrategy: Keras' fit does not run under it "
+        "(keras-team/keras#20585); several hosts train with a custom loop "
+        "(examples/multiworker.py)",
     )  # fmt: skip
 
 

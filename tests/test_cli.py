@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from keras_label_relaxation.cli import main
 
 
@@ -36,3 +38,11 @@ def test_klr_semi_supervised_writes_its_table_and_records(capsys, tmp_path):
     assert (tmp_path / "table.md").read_text().startswith("100 labelled (10 per class)")
     assert main(["semi-supervised", "--data", "digits", "--methods", "credal,mixmatch"]) == 2
     assert "Unknown methods: ['mixmatch']" in capsys.readouterr().err
+
+
+def test_only_strategies_that_fit_runs_under_are_offered(capsys):
+    # MultiWorkerMirroredStrategy is not one: Keras' fit does not run under it.
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", "--strategy", "multiworker"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'multiworker'" in capsys.readouterr().err
