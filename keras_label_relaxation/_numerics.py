@@ -321,6 +321,19 @@ def is_concrete(*tensors):
     return True
 
 
+def check_probability_entries(values, name):
+    """Every entry of the NumPy array ``values`` in (0, 1); else a ValueError naming the first
+    bad entries and their (flat) indices."""
+    values = np.asarray(values)
+    bad = ~((values > 0.0) & (values < 1.0))
+    if bad.any():
+        raise ValueError(
+            f"Invalid value for argument `{name}`. Expected every entry in (0, 1). "
+            f"Received: entries {values[bad][:5].tolist()} at indices "
+            f"{np.flatnonzero(bad)[:5].tolist()}"
+        )
+
+
 def prepare_alpha(alpha, dtype, name="alpha", validate_args=False):
     """Validate ``alpha`` (a float or a per-sample tensor); return ``(alpha, valid)``.
 
@@ -334,13 +347,7 @@ def prepare_alpha(alpha, dtype, name="alpha", validate_args=False):
         return ops.convert_to_tensor(check_probability_parameter(alpha, name), dtype=dtype), None
     alpha = ops.convert_to_tensor(alpha)
     if validate_args and is_concrete(alpha):
-        values = ops.convert_to_numpy(alpha)
-        bad = ~((values > 0.0) & (values < 1.0))
-        if bad.any():
-            raise ValueError(
-                f"Invalid value for argument `{name}`. Expected every entry in (0, 1). "
-                f"Received: {name} with entries {values[bad][:5].tolist()}"
-            )
+        check_probability_entries(ops.convert_to_numpy(alpha), name)
     alpha = ops.cast(alpha, dtype)
     return alpha, probability_parameter_valid(alpha)
 

@@ -40,21 +40,18 @@ SHARED_MNIST = ("../shared/data/mnist-test", "shared/data/mnist-test")
 
 
 def load_images(source="auto"):
-    """``(x, y)``: images ``(N, H, W, 1)`` float32 in [0, 1] and int labels.
+    """``(x, y)``: all images ``(N, H, W, 1)`` float32 in [0, 1] and int64 labels, pooled.
 
-    ``source``: an IDX directory (its ``t10k`` or ``train`` split), ``"digits"``
-    (scikit-learn's 8x8 digits), or ``"auto"``: the MNIST test set of
-    ``SHARED_MNIST`` where it exists, else the digits.
+    ``source``: what ``datasets.load`` takes (an IDX directory, ``"digits"``,
+    ...), or ``"auto"``: the MNIST test set of ``SHARED_MNIST`` where it
+    exists, else scikit-learn's 8x8 digits.
     """
-    from keras_label_relaxation.datasets import load_digits, load_idx_directory
+    from keras_label_relaxation.datasets import load
 
     if source == "auto":
         source = next((path for path in SHARED_MNIST if os.path.isdir(path)), "digits")
-    if source == "digits":
-        return load_digits()
-    splits = load_idx_directory(source)
-    x, y = splits.get("test", splits.get("train"))
-    return (x.astype(np.float32) / 255.0)[..., None], y.astype(np.int64)
+    data = load(source)
+    return np.concatenate([data.x_train, data.x_test]), np.concatenate([data.y_train, data.y_test])
 
 
 def split(x, y, seed, labels_per_class=10, test_size=None):

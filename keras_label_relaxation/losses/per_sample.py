@@ -57,13 +57,7 @@ def alpha_targets(target, alpha):
             "Argument `alpha` must hold one value per example, shape "
             f"({len(target)},). Received: alpha.shape={values.shape}"
         )
-    bad = ~((values > 0.0) & (values < 1.0))
-    if bad.any():
-        raise ValueError(
-            "Invalid value for argument `alpha`. Expected every entry in (0, 1). "
-            f"Received: entries {values[bad][:5].tolist()} at indices "
-            f"{np.flatnonzero(bad)[:5].tolist()}"
-        )
+    _numerics.check_probability_entries(values, "alpha")
     return {TARGET_KEY: target, ALPHA_KEY: values.astype(np.float32)}
 
 

@@ -150,13 +150,18 @@ def _top_label_bins(labels, probs, weights, num_bins):
     return _bin_sums(*_top_label(labels, probs), weights, num_bins)
 
 
-def _classwise_bins(labels, probs, weights, num_bins):
+def _classwise_bins(labels, probs, weights, num_bins, num_classes):
     """Per (class, bin) weight, summed ``p_k`` and summed ``[y = k]``, each ``(K, num_bins)``.
 
     Every sample enters each class' curve with ``p_k`` at bin ``b(p_k)``; only its
     label's curve counts it as a hit, so the hit sums take ``N`` entries, not ``N K``.
+    ``probs`` must have the ``num_classes`` columns the metric's state was built for.
     """
     k = probs.shape[-1]
+    if k != num_classes:
+        raise ValueError(
+            f"`y_pred` has {k} classes but the metric was built with num_classes={num_classes}."
+        )
     offsets = ops.arange(k, dtype="int32") * num_bins
     cells = ops.reshape(offsets + _bin_index(probs, num_bins), (-1,))
     spread = ops.broadcast_to(weights[:, None], ops.shape(probs))
@@ -413,13 +418,7 @@ class ClasswiseExpectedCalibrationError(_EqualWidthMetric):
         )
 
     def _bins(self, labels, probs, weights):
-        k, b = self.num_classes, self.num_bins
-        if probs.shape[-1] != k:
-            raise ValueError(
-                f"`y_pred` has {probs.shape[-1]} classes but the metric was built with "
-                f"num_classes={k}."
-            )
-        return _classwise_bins(labels, probs, weights, b)
+        return _classwise_bins(labels, probs, weights, self.num_bins, self.num_classes)
 
     def result(self):
         return ops.mean(_ece_from_bins(*self._state()))

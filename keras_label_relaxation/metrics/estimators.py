@@ -564,12 +564,7 @@ class CalibrationError(_HistogramMetric):
     def _bins(self, labels, probs, weights):
         if self.mode == "top_label":
             return _top_label_bins(labels, probs, weights, self.resolution)
-        if probs.shape[-1] != self.num_classes:
-            raise ValueError(
-                f"`y_pred` has {probs.shape[-1]} classes but the metric was built with "
-                f"num_classes={self.num_classes}."
-            )
-        return _classwise_bins(labels, probs, weights, self.resolution)
+        return _classwise_bins(labels, probs, weights, self.resolution, self.num_classes)
 
     def result(self):
         n, s, a = self._state()

@@ -118,12 +118,12 @@ class SelfTraining(keras.Model):
         logits = self.classifier(views, training=training)
         weak_logits = logits[n_l : n_l + n_u]
         window = ops.convert_to_tensor(self.model_prior_window)
-        model_prior = ops.mean(window, axis=0)
-        model_prior = model_prior / ops.sum(model_prior)
         if self.method == "hard":
             pseudo, mask = credal.hard_pseudo_labels(weak_logits, self.threshold)
             alpha = ops.cast(mask, logits.dtype)  # carried in the same slot: the mask
         else:
+            model_prior = ops.mean(window, axis=0)
+            model_prior = model_prior / ops.sum(model_prior)
             data_prior = None if self.data_prior is None else ops.array(self.data_prior)
             pseudo, alpha = credal.credal_targets(weak_logits, model_prior, data_prior)
         if training:
