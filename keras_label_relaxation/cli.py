@@ -83,8 +83,10 @@ def _compare(args):
             test_fraction=args.test_fraction,
             augment=_augment(args),
             metrics=[name.strip() for name in args.metrics.split(",") if name.strip()],
+            lease_seconds=args.lease_seconds,
         )
-    print(results.to_markdown())
+    if results is not None:  # None: a worker of a distributed run (the chief prints the table)
+        print(results.to_markdown())
     return 0
 
 
@@ -100,9 +102,10 @@ def _reproduce(args):
                 args.table, dataset, model, optimize_for,
                 out_dir=os.path.join(out_root, f"{dataset}_{model}_{optimize_for}"),
                 quick=args.quick, data_dir=args.data_dir, verbose=args.verbose,
-                augment=_augment(args),
+                augment=_augment(args), lease_seconds=args.lease_seconds,
             )  # fmt: skip
-            print(block.to_markdown(), flush=True)
+            if block.results is not None:  # None: a worker of a distributed run
+                print(block.to_markdown(), flush=True)
     return 0
 
 
@@ -161,6 +164,15 @@ def _scale_options(parser):
     )  # fmt: skip
 
 
+def _distributed_options(parser):
+    parser.add_argument(
+        "--lease-seconds", type=float, default=60.0,
+        help="distributed runs (keras-tuner's KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP and "
+        "KERASTUNER_ORACLE_PORT set: a chief and workers): a worker silent this long loses "
+        "its unit to another worker",
+    )  # fmt: skip
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="klr", description="Label relaxation for Keras: the paper's experiments."
@@ -214,6 +226,7 @@ def build_parser():
     compare.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2))
     _augment_option(compare)
     _scale_options(compare)
+    _distributed_options(compare)
     compare.set_defaults(run=_compare)
 
     reproduce = commands.add_parser(
@@ -229,6 +242,7 @@ def build_parser():
     reproduce.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2))
     _augment_option(reproduce)
     _scale_options(reproduce)
+    _distributed_options(reproduce)
     reproduce.set_defaults(run=_reproduce)
 
     semi = commands.add_parser(

@@ -14,12 +14,15 @@ once and every search trial lives in ``out_dir/tuner``, so an interrupted run
 resumes where it stopped.
 """
 
+import dataclasses
 import hashlib
 import inspect
+import json
 import math
 import os
 import tempfile
 import time
+import traceback
 
 import keras
 import keras_tuner
@@ -36,6 +39,7 @@ from keras_label_relaxation.datasets.protocol import (
     split_holdout,
     subtract_pixel_mean,
 )
+from keras_label_relaxation.experiments import distributed
 from keras_label_relaxation.experiments.evaluation import (
     METRICS,
     TABLE_METRICS,
@@ -45,7 +49,7 @@ from keras_label_relaxation.experiments.evaluation import (
 from keras_label_relaxation.experiments.outputs import ComparisonResults, write_outputs
 from keras_label_relaxation.experiments.paper import paper_sgd
 from keras_label_relaxation.experiments.ranks import average_ranks
-from keras_label_relaxation.experiments.store import RunStore
+from keras_label_relaxation.experiments.store import RunStore, write_atomically
 from keras_label_relaxation.experiments.uncertainty import bootstrap_intervals
 from keras_label_relaxation.losses.registry import LOSS_PARAMETERS, canonical_loss_name
 from keras_label_relaxation.tuning import (
@@ -54,6 +58,7 @@ from keras_label_relaxation.tuning import (
     replica_batch_size,
     search,
 )
+from keras_label_relaxation.tuning.search import best_value, search_trial
 
 #: The paper's abbreviations.
 LOSS_LABELS = {
@@ -115,6 +120,7 @@ def compare(
     test_fraction=None,
     augment=None,
     metrics=TABLE_METRICS,
+    lease_seconds=60.0,
 ):
     """Run the paper's protocol for several losses and seeds; return the results table.
 
@@ -154,9 +160,24 @@ def compare(
             (default: accuracy, ECE, NLL, Brier). Every score is computed and
             kept in ``results.json`` either way; accuracy and ECE carry 95%
             bootstrap intervals and marks for losses that differ from LR.
+        lease_seconds: In a distributed run, a worker silent this long (no
+            heartbeat) loses its unit to the next worker that asks.
+
+    Distributed run: with keras-tuner's environment variables set
+    (``KERASTUNER_TUNER_ID``: ``"chief"`` or a worker id such as ``"tuner0"``;
+    ``KERASTUNER_ORACLE_IP``, ``KERASTUNER_ORACLE_PORT``: the chief's
+    address), the same call in a chief and in N workers runs every unit of
+    work once somewhere: each search trial (seed, loss, grid value), each
+    retraining and each CE+TS fit. The chief serves the units as keras-tuner
+    trials (``experiments.distributed``), the workers run them and write
+    their results under ``out_dir``, which must be one directory for all
+    (one machine, or a shared file system); a unit whose worker stops sending
+    heartbeats goes to another worker. The chief stores the results and
+    writes the outputs, the same as a run in one process; a worker returns
+    ``None``.
 
     Returns:
-        A ``ComparisonResults``.
+        A ``ComparisonResults`` (``None`` on a worker of a distributed run).
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(
@@ -167,6 +188,11 @@ def compare(
         raise ValueError(
             "Invalid value for argument `augment`. Expected None, True or False. "
             f"Received: augment={augment!r}"
+        )
+    if not (isinstance(lease_seconds, (int, float)) and 0 < lease_seconds < math.inf):
+        raise ValueError(
+            "Invalid value for argument `lease_seconds`. Expected a positive number of seconds. "
+            f"Received: lease_seconds={lease_seconds!r}"
         )
     get_objective(optimize_for)  # checks the value
     metrics = _check_metrics(metrics)
@@ -204,37 +230,20 @@ def compare(
     if temperature_scaling:
         units += [(seed, TS_LABEL) for seed in range(seeds)]
     units.sort(key=lambda u: u[0])
-    started, finished_here = time.monotonic(), 0
-    for index, (seed, name) in enumerate(units, start=1):
-        label = name if name == TS_LABEL else LOSS_LABELS[name]
-        if (seed, label) in store.done:
-            progress(f"[{index}/{len(units)}] seed {seed}, {label}: done before, reused")
-            continue
-        remaining = len(units) - index + 1
-        eta = ""
-        if finished_here:
-            eta = f", ETA {_duration((time.monotonic() - started) / finished_here * remaining)}"
-        progress(f"[{index}/{len(units)}] seed {seed}, {label}: running{eta}")
-        seed_data = resample(data, seed, test_fraction)
-        model_factory = _model_factory(build_model, seed_data, augment, seed)
-        unit_start = time.monotonic()
-        if name == TS_LABEL:
-            record = _run_temperature_scaling(
-                model_factory, seed_data, seed, epochs, batch_size, optimizer, callbacks, verbose
-            )
-        else:
-            record = _run_loss(
-                model_factory, seed_data, name, grids.get(name), seed, optimize_for, epochs,
-                batch_size, optimizer, callbacks, verbose, os.path.join(out_dir, "tuner"),
-            )  # fmt: skip
-        record.update(seed=seed, loss=label, seconds=time.monotonic() - unit_start)
-        store.save_outcomes(seed, label, *record.pop("outcomes"))
-        store.add(record)
-        finished_here += 1
-        progress(
-            f"[{index}/{len(units)}] seed {seed}, {label}: accuracy {record['accuracy']:.4f}, "
-            f"ECE {record['ece']:.4f}"
-        )
+    run = _Run(
+        build_model, data, augment, grids, optimize_for, epochs, batch_size, optimizer,
+        callbacks, verbose, test_fraction, out_dir,
+    )  # fmt: skip
+    role = distributed.role()
+    if role is None:
+        _run_here(run, units, store, progress)
+    else:
+        key = hashlib.sha256(json.dumps(run_config, sort_keys=True).encode()).hexdigest()[:12]
+        if role == "worker":
+            ran = _run_as_worker(run, key, lease_seconds, progress)
+            progress(f"This worker ran {len(ran)} unit(s); the chief writes the results.")
+            return None
+        _run_as_chief(run, units, store, key, lease_seconds, progress)
     outcomes = {}
     for s, n in units:
         outcomes.setdefault(_label(n), {})[s] = store.outcomes(s, _label(n))
@@ -275,74 +284,297 @@ def _fingerprint(data):
     return digest.hexdigest()[:16]
 
 
-def _fit(loss_hypermodel, param, x, y, epochs, batch_size, seed, callbacks, verbose):
-    keras.utils.set_random_seed(seed)
-    hp = keras_tuner.HyperParameters()
-    if loss_hypermodel.param_name is not None:
-        hp.Choice(loss_hypermodel.param_name, list(loss_hypermodel.grid))
-        hp.values[loss_hypermodel.param_name] = param
-    model = loss_hypermodel.build(hp)
-    batch_size = replica_batch_size(batch_size, len(y))
-    model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose, callbacks=callbacks())
-    return model
+@dataclasses.dataclass
+class _Run:
+    """What every unit of a run needs: the model, the data and the training settings."""
+
+    build_model: object
+    data: ClassificationData
+    augment: bool
+    grids: dict
+    optimize_for: str
+    epochs: int
+    batch_size: int
+    optimizer: object
+    callbacks: object
+    verbose: int
+    test_fraction: object
+    out_dir: str
+    _seed_data: dict = dataclasses.field(default_factory=dict)
+
+    def seed_data(self, seed):
+        """The data resampled for ``seed`` (kept for the seed's next unit)."""
+        if seed not in self._seed_data:
+            self._seed_data = {seed: resample(self.data, seed, self.test_fraction)}
+        return self._seed_data[seed]
+
+    def hypermodel(self, name, seed):
+        factory = _model_factory(self.build_model, self.seed_data(seed), self.augment, seed)
+        return LossHyperModel(
+            factory,
+            name,
+            grid=self.grids.get(name),
+            optimizer=self.optimizer,
+            sparse=True,
+            from_logits=True,
+        )
+
+    def fit(self, hypermodel, param, x, y, seed):
+        keras.utils.set_random_seed(seed)
+        hp = keras_tuner.HyperParameters()
+        if hypermodel.param_name is not None:
+            hp.Choice(hypermodel.param_name, list(hypermodel.grid))
+            hp.values[hypermodel.param_name] = param
+        model = hypermodel.build(hp)
+        batch_size = replica_batch_size(self.batch_size, len(y))
+        model.fit(
+            x, y, epochs=self.epochs, batch_size=batch_size, verbose=self.verbose,
+            callbacks=self.callbacks(),
+        )  # fmt: skip
+        return model
+
+    def search_split(self, seed):
+        """The search's fit and validation parts, centred on the fit part's per-pixel mean."""
+        data = self.seed_data(seed)
+        (x_fit, y_fit), (x_val, y_val) = split_holdout(
+            data.x_train, data.y_train, HOLDOUT_FRACTION, seed
+        )
+        _, x_fit, x_val = subtract_pixel_mean(x_fit, x_val)
+        return (x_fit, y_fit), (x_val, y_val)
+
+    def search(self, name, seed):
+        """The whole grid search of ``name`` in this process: ``(best value, scores)``."""
+        (x_fit, y_fit), validation = self.search_split(seed)
+        return search(
+            self.hypermodel(name, seed), x_fit, y_fit, optimize_for=self.optimize_for,
+            epochs=self.epochs, batch_size=self.batch_size, seed=seed,
+            directory=os.path.join(self.out_dir, "tuner"), project_name=f"seed{seed}_{name}",
+            callbacks=self.callbacks(), verbose=self.verbose, validation_data=validation,
+        )  # fmt: skip
+
+    def search_trial(self, name, seed, value):
+        """One value of ``name``'s grid search (a unit of a distributed run): its score."""
+        (x_fit, y_fit), validation = self.search_split(seed)
+        return search_trial(
+            self.hypermodel(name, seed), value, x_fit, y_fit, validation,
+            optimize_for=self.optimize_for, epochs=self.epochs, batch_size=self.batch_size,
+            seed=seed, callbacks=self.callbacks(), verbose=self.verbose,
+        )  # fmt: skip
+
+    def retrain(self, name, seed, param, scores):
+        """Train ``name`` at ``param`` on the whole training split; its test record."""
+        data = self.seed_data(seed)
+        _, x_train, x_test = subtract_pixel_mean(data.x_train, data.x_test)
+        model = self.fit(self.hypermodel(name, seed), param, x_train, data.y_train, seed)
+        logits = model.predict(x_test, verbose=0)
+        record = evaluate_logits(logits, data.y_test)
+        record.update(
+            outcomes=top_label_outcomes(logits, data.y_test),
+            param_name=LOSS_PARAMETERS[name],
+            param=param,
+            search_scores={f"{k:g}": v if math.isfinite(v) else None for k, v in scores.items()},
+            diverged=[f"{k:g}" for k, v in scores.items() if not math.isfinite(v)],
+        )
+        return record
+
+    def temperature_scaling(self, seed):
+        """CE on 85% of the training split, its temperature fitted on the rest; its record."""
+        data = self.seed_data(seed)
+        (x_fit, y_fit), (x_cal, y_cal) = split_holdout(
+            data.x_train, data.y_train, CALIBRATION_FRACTION, seed
+        )
+        _, x_fit, x_cal, x_test = subtract_pixel_mean(x_fit, x_cal, data.x_test)
+        model = self.fit(self.hypermodel("cross_entropy", seed), None, x_fit, y_fit, seed)
+        temperature = TemperatureScaling().fit(
+            model.predict(x_cal, verbose=0), y_cal, method="grid"
+        )
+        logits = model.predict(x_test, verbose=0) / temperature
+        record = evaluate_logits(logits, data.y_test)
+        record.update(
+            outcomes=top_label_outcomes(logits, data.y_test),
+            param_name="temperature",
+            param=temperature,
+            search_scores={},
+            diverged=[],
+        )
+        return record
+
+    def unit(self, seed, name):
+        """The record of the (seed, loss) unit, searched and trained in this process."""
+        if name == TS_LABEL:
+            return self.temperature_scaling(seed)
+        param, scores = self.search(name, seed)
+        return self.retrain(name, seed, param, scores)
 
 
-def _run_loss(
-    model_factory, data, name, grid, seed, optimize_for, epochs, batch_size, optimizer,
-    callbacks, verbose, tuner_dir,
-):  # fmt: skip
-    hypermodel = LossHyperModel(
-        model_factory, name, grid=grid, optimizer=optimizer, sparse=True, from_logits=True
-    )
-    # The search's models fit on 5/6 of the training data: centre on that part's mean.
-    (x_fit, y_fit), (x_val, y_val) = split_holdout(
-        data.x_train, data.y_train, HOLDOUT_FRACTION, seed
-    )
-    _, x_fit, x_val = subtract_pixel_mean(x_fit, x_val)
-    param, scores = search(
-        hypermodel, x_fit, y_fit, optimize_for=optimize_for, epochs=epochs,
-        batch_size=batch_size, seed=seed, directory=tuner_dir, project_name=f"seed{seed}_{name}",
-        callbacks=callbacks(), verbose=verbose, validation_data=(x_val, y_val),
-    )  # fmt: skip
-    _, x_train, x_test = subtract_pixel_mean(data.x_train, data.x_test)
-    model = _fit(hypermodel, param, x_train, data.y_train, epochs, batch_size, seed, callbacks,
-                 verbose)  # fmt: skip
-    logits = model.predict(x_test, verbose=0)
-    record = evaluate_logits(logits, data.y_test)
-    record.update(
-        outcomes=top_label_outcomes(logits, data.y_test),
-        param_name=LOSS_PARAMETERS[name],
-        param=param,
-        search_scores={f"{k:g}": v if math.isfinite(v) else None for k, v in scores.items()},
-        diverged=[f"{k:g}" for k, v in scores.items() if not math.isfinite(v)],
-    )
-    return record
+def _run_here(run, units, store, progress):
+    """Every (seed, loss) unit in this process, in order; each stored as it finishes."""
+    started, finished_here = time.monotonic(), 0
+    for index, (seed, name) in enumerate(units, start=1):
+        label = _label(name)
+        if (seed, label) in store.done:
+            progress(f"[{index}/{len(units)}] seed {seed}, {label}: done before, reused")
+            continue
+        remaining = len(units) - index + 1
+        eta = ""
+        if finished_here:
+            eta = f", ETA {_duration((time.monotonic() - started) / finished_here * remaining)}"
+        progress(f"[{index}/{len(units)}] seed {seed}, {label}: running{eta}")
+        unit_start = time.monotonic()
+        record = run.unit(seed, name)
+        record.update(seed=seed, loss=label, seconds=time.monotonic() - unit_start)
+        store.save_outcomes(seed, label, *record.pop("outcomes"))
+        store.add(record)
+        finished_here += 1
+        progress(
+            f"[{index}/{len(units)}] seed {seed}, {label}: accuracy {record['accuracy']:.4f}, "
+            f"ECE {record['ece']:.4f}"
+        )
 
 
-def _run_temperature_scaling(
-    model_factory, data, seed, epochs, batch_size, optimizer, callbacks, verbose
-):
-    (x_fit, y_fit), (x_cal, y_cal) = split_holdout(
-        data.x_train, data.y_train, CALIBRATION_FRACTION, seed
+# A distributed run's units: every search trial, every retraining, every CE+TS fit. Their
+# results are files in out_dir/units, written by the worker that ran them, read by the chief.
+
+
+def _unit_plan(run, units):
+    """``({unit id: fields}, {unit id: [unit ids it needs]})`` of (seed, loss) ``units``."""
+    plan, needs = {}, {}
+    for seed, name in units:
+        searches = []
+        if name != TS_LABEL:
+            for value in _grid(run, name) or ():
+                fields = {"kind": "search", "seed": seed, "loss": name, "value": value}
+                plan[_unit_name(fields)] = fields
+                searches.append(_unit_name(fields))
+        fields = {"kind": "train", "seed": seed, "loss": name}
+        plan[_unit_name(fields)] = fields
+        needs[_unit_name(fields)] = searches
+    return plan, needs
+
+
+def _unit_path(out_dir, unit, suffix=".json"):
+    return os.path.join(out_dir, "units", unit.replace(" ", "_").replace("+", "_") + suffix)
+
+
+def _read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _search_scores(run, plan, seed, name):
+    """``{value: score}`` (NaN for a diverged trial) of the search units of (seed, loss)."""
+    scores = {}
+    for unit, fields in plan.items():
+        if fields["kind"] == "search" and (fields["seed"], fields["loss"]) == (seed, name):
+            score = _read_json(_unit_path(run.out_dir, unit))["score"]
+            scores[fields["value"]] = math.nan if score is None else score
+    return dict(sorted(scores.items()))
+
+
+def _run_as_worker(run, key, lease_seconds, progress):
+    """Ask the chief for units and run them until it says the run is over; the units run."""
+
+    def run_unit(fields):
+        seed, name = fields["seed"], fields["loss"]
+        unit = _unit_name(fields)
+        progress(f"{unit}: running")
+        try:
+            if fields["kind"] == "search":
+                score = run.search_trial(name, seed, fields["value"])
+                result = {"score": score if math.isfinite(score) else None}
+            else:
+                started = time.monotonic()
+                if name == TS_LABEL:
+                    result = run.temperature_scaling(seed)
+                else:
+                    grid = _grid(run, name)
+                    units, _ = _unit_plan(run, [(seed, name)])
+                    scores = _search_scores(run, units, seed, name)
+                    param = None
+                    if grid is not None:
+                        param = best_value({v: scores[v] for v in grid}, _direction(run))
+                    result = run.retrain(name, seed, param, scores)
+                result.update(seed=seed, loss=_label(name), seconds=time.monotonic() - started)
+                confidence, correct = result.pop("outcomes")
+                RunStore.write_outcomes(run.out_dir, seed, _label(name), confidence, correct)
+            write_atomically(
+                _unit_path(run.out_dir, unit), lambda f: f.write(json.dumps(result).encode())
+            )
+        except Exception:
+            text = traceback.format_exc()
+            write_atomically(
+                _unit_path(run.out_dir, unit, ".error"), lambda f: f.write(text.encode())
+            )
+            raise
+        progress(f"{unit}: done")
+
+    worker = distributed.UnitWorker(
+        run_unit, key, tempfile.mkdtemp(prefix="klr-worker-"), lease_seconds
     )
-    _, x_fit, x_cal, x_test = subtract_pixel_mean(x_fit, x_cal, data.x_test)
-    hypermodel = LossHyperModel(
-        model_factory, "cross_entropy", optimizer=optimizer, sparse=True, from_logits=True
+    worker.run()
+    return worker.ran
+
+
+def _grid(run, name):
+    """The grid ``name`` is searched over in ``run`` (``None`` for a loss without parameter)."""
+    return LossHyperModel(run.build_model, name, grid=run.grids.get(name)).grid
+
+
+def _unit_name(fields):
+    label = _label(fields["loss"])
+    if fields["kind"] == "train":
+        return f"train seed {fields['seed']} {label}"
+    param = LOSS_PARAMETERS[fields["loss"]]
+    return f"search seed {fields['seed']} {label} {param}={fields['value']:g}"
+
+
+def _direction(run):
+    return get_objective(run.optimize_for).direction
+
+
+def _run_as_chief(run, units, store, key, lease_seconds, progress):
+    """Serve the units not done before to the workers; store every finished (seed, loss)."""
+    plan, needs = _unit_plan(run, units)
+    todo = {}
+    for unit, fields in plan.items():
+        seed, label = fields["seed"], _label(fields["loss"])
+        if (seed, label) in store.done:
+            continue
+        if fields["kind"] == "search" and os.path.exists(_unit_path(run.out_dir, unit)):
+            continue
+        todo[unit] = fields
+    needs = {u: [d for d in needs.get(u, ()) if d in todo] for u in todo}
+
+    def on_done(unit, worker):
+        fields = plan[unit]
+        result = _read_json(_unit_path(run.out_dir, unit))  # raises if the worker wrote none
+        if fields["kind"] == "train":
+            if store.outcomes(result["seed"], result["loss"]) is None:
+                raise RuntimeError(f"{unit}: {worker} reported it done but wrote no outcomes.")
+            store.add(result)
+            progress(
+                f"seed {result['seed']}, {result['loss']}: accuracy {result['accuracy']:.4f}, "
+                f"ECE {result['ece']:.4f}"
+            )
+
+    def on_failed(unit, worker):
+        path = _unit_path(run.out_dir, unit, ".error")
+        text = open(path).read() if os.path.exists(path) else "(no traceback written)"
+        return RuntimeError(f"Unit {unit!r} failed on {worker}:\n{text}")
+
+    progress(
+        f"Chief of run {key}: {len(todo)} of {len(plan)} units to run, served at "
+        f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
     )
-    model = _fit(hypermodel, None, x_fit, y_fit, epochs, batch_size, seed,
-                 callbacks, verbose)  # fmt: skip
-    scaling = TemperatureScaling()
-    temperature = scaling.fit(model.predict(x_cal, verbose=0), y_cal, method="grid")
-    logits = model.predict(x_test, verbose=0) / temperature
-    record = evaluate_logits(logits, data.y_test)
-    record.update(
-        outcomes=top_label_outcomes(logits, data.y_test),
-        param_name="temperature",
-        param=temperature,
-        search_scores={},
-        diverged=[],
+    oracle = distributed.UnitOracle(
+        todo, needs, key, on_done, on_failed, lease_seconds=lease_seconds, progress=progress
     )
-    return record
+    chief = distributed.UnitWorker(
+        None, key, tempfile.mkdtemp(prefix="klr-chief-"), lease_seconds, oracle=oracle
+    )
+    chief.run()
+    if oracle.error is not None:
+        raise oracle.error
 
 
 def _summarise(dataset, optimize_for, records, augment=False, outcomes=None):

@@ -53,7 +53,7 @@ def runs(table):
 
 def reproduce(
     table, dataset, model, optimize_for, out_dir, quick=False, data_dir=None, verbose=0,
-    augment=None, progress=print,
+    augment=None, progress=print, lease_seconds=60.0,
 ):  # fmt: skip
     """Run one block of the paper's table with its preset (seeds, schedule, augmentation).
 
@@ -67,9 +67,11 @@ def reproduce(
         verbose: Keras' ``fit`` verbosity.
         augment: ``compare``'s ``augment`` (``None``: the paper's choice).
         progress: Callable receiving progress lines.
+        lease_seconds: ``compare``'s lease of a distributed run's units.
 
     Returns:
-        A ``Reproduction``.
+        A ``Reproduction`` (its ``results`` ``None`` on a worker of a distributed
+        run: see ``compare``).
     """
     seeds = 1 if quick else paper.PRESETS[table]["seeds"]
     data = subset(load(dataset, data_dir=data_dir), QUICK_EXAMPLES if quick else None)
@@ -96,6 +98,7 @@ def reproduce(
         verbose=verbose,
         augment=augment,
         progress=progress,
+        lease_seconds=lease_seconds,
     )
     published = paper.paper_rows(table, dataset, model, optimize_for)
     return Reproduction(table, dataset, model, optimize_for, seeds, epochs, results, published)

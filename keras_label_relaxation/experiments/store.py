@@ -35,9 +35,9 @@ class RunStore:
                     f"{', '.join(differing)}). Use another --out directory, or delete it to "
                     "start over."
                 )
-        else:
-            with open(config_path, "w") as f:
-                json.dump(config, f, indent=2, sort_keys=True)
+        else:  # atomically: the processes of a distributed run may open it at once
+            text = json.dumps(config, indent=2, sort_keys=True).encode()
+            write_atomically(config_path, lambda f: f.write(text))
         self.path = os.path.join(out_dir, "trials.jsonl")
         #: ``{(seed, loss label): record}`` of the finished units.
         self.done = {}
@@ -56,20 +56,39 @@ class RunStore:
             os.fsync(f.fileno())
         self.done[(record["seed"], record["loss"])] = record
 
-    def _outcomes_path(self, seed, label):
+    @staticmethod
+    def _outcomes_path(out_dir, seed, label):
         safe = label.replace("+", "_")
-        return os.path.join(self.out_dir, "outcomes", f"seed{seed}_{safe}.npz")
+        return os.path.join(out_dir, "outcomes", f"seed{seed}_{safe}.npz")
+
+    @staticmethod
+    def write_outcomes(out_dir, seed, label, confidence, correct):
+        """Write a unit's per-example top-label confidence and correctness, atomically
+        (a worker of a distributed run writes them for the chief's store)."""
+        arrays = dict(confidence=np.asarray(confidence), correct=np.asarray(correct))
+        write_atomically(
+            RunStore._outcomes_path(out_dir, seed, label), lambda f: np.savez(f, **arrays)
+        )
 
     def save_outcomes(self, seed, label, confidence, correct):
         """Store a unit's per-example top-label confidence and correctness (before ``add``)."""
-        path = self._outcomes_path(seed, label)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        np.savez(path, confidence=np.asarray(confidence), correct=np.asarray(correct))
+        self.write_outcomes(self.out_dir, seed, label, confidence, correct)
 
     def outcomes(self, seed, label):
         """``(confidence, correct)`` of a unit, or ``None`` (a run from before they were kept)."""
-        path = self._outcomes_path(seed, label)
+        path = self._outcomes_path(self.out_dir, seed, label)
         if not os.path.exists(path):
             return None
         with np.load(path) as stored:
             return stored["confidence"], stored["correct"]
+
+
+def write_atomically(path, write):
+    """Write a file through ``write(file object)`` so that readers see all of it or nothing."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temporary = f"{path}.tmp{os.getpid()}"
+    with open(temporary, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)

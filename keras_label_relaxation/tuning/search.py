@@ -127,17 +127,11 @@ class FinalEpochGridSearch(keras_tuner.Tuner):
         return not isinstance(self.oracle, keras_tuner.Oracle)
 
     def run_trial(self, trial, *args, callbacks=None, **kwargs):
-        keras.utils.set_random_seed(self.trial_seed)
-        hp = trial.hyperparameters
-        model = self.hypermodel.build(hp)
-        callbacks = _copy_callbacks(callbacks)
-        history = self.hypermodel.fit(hp, model, *args, callbacks=callbacks, **kwargs)
         name = self.oracle.objective.name
-        if name not in history.history:
-            raise ValueError(
-                f"The objective {name!r} is not among the logged metrics {sorted(history.history)}."
-            )
-        score = _final_score(history.history, name)
+        score = train_and_score(
+            self.hypermodel, trial.hyperparameters, self.trial_seed, name, *args,
+            callbacks=callbacks, **kwargs,
+        )  # fmt: skip
         self._last_score[trial.trial_id] = score
         if math.isnan(score):
             # keras-tuner turns a NaN score into an invalid trial, which counts as a failure
@@ -150,6 +144,27 @@ class FinalEpochGridSearch(keras_tuner.Tuner):
         if trial.status == "COMPLETED" and score is not None:
             self.completed_trials[trial.trial_id] = (trial.hyperparameters.copy(), score)
         super().on_trial_end(trial)
+
+
+def train_and_score(hypermodel, hp, seed, objective, *fit_args, callbacks=None, **fit_kwargs):
+    """Train ``hypermodel`` with ``hp`` from ``seed``; the final epoch's ``objective``.
+
+    One trial of ``FinalEpochGridSearch``, also run alone (a search trial as a
+    unit of a distributed ``compare``). The callbacks are deep-copied.
+
+    Returns:
+        The score, NaN when the trial diverged (``_final_score``).
+    """
+    keras.utils.set_random_seed(seed)
+    model = hypermodel.build(hp)
+    callbacks = _copy_callbacks(callbacks)
+    history = hypermodel.fit(hp, model, *fit_args, callbacks=callbacks, **fit_kwargs)
+    if objective not in history.history:
+        raise ValueError(
+            f"The objective {objective!r} is not among the logged metrics "
+            f"{sorted(history.history)}."
+        )
+    return _final_score(history.history, objective)
 
 
 def _copy_callbacks(callbacks):
@@ -287,14 +302,7 @@ def search(
         overwrite=False,
     )
     tuner.search(
-        x_fit,
-        y_fit,
-        validation_data=(x_val, y_val),
-        epochs=epochs,
-        batch_size=replica_batch_size(batch_size, len(y_fit)),
-        validation_batch_size=replica_batch_size(batch_size, len(y_val)),
-        callbacks=list(callbacks or []),
-        verbose=verbose,
+        **_trial_fit_kwargs(x_fit, y_fit, x_val, y_val, epochs, batch_size, callbacks, verbose)
     )
     if tuner.is_worker:  # the chief holds the grid; a worker knows the trials it ran
         own = tuner.completed_trials.values()
@@ -313,3 +321,44 @@ def search(
         )
     best = best_value({v: scores[v] for v in hypermodel.grid}, objective.direction)
     return best, dict(sorted(scores.items()))
+
+
+def _trial_fit_kwargs(x_fit, y_fit, x_val, y_val, epochs, batch_size, callbacks, verbose):
+    return dict(
+        x=x_fit,
+        y=y_fit,
+        validation_data=(x_val, y_val),
+        epochs=epochs,
+        batch_size=replica_batch_size(batch_size, len(y_fit)),
+        validation_batch_size=replica_batch_size(batch_size, len(y_val)),
+        callbacks=list(callbacks or []),
+        verbose=verbose,
+    )
+
+
+def search_trial(
+    hypermodel, value, x, y, validation_data, optimize_for="acc", epochs=10, batch_size=64,
+    seed=0, callbacks=None, verbose=0,
+):  # fmt: skip
+    """One trial of ``search``'s grid on its own: the same training and score.
+
+    Trains ``hypermodel`` with its parameter at ``value`` on ``(x, y)`` from
+    ``seed`` and scores the final epoch on ``validation_data``, exactly as
+    ``search(..., validation_data=validation_data)`` scores that value (the
+    unit of a search that ``compare`` spreads over workers).
+
+    Returns:
+        The final epoch's ``val_accuracy`` or ``val_ece``; NaN when the trial
+        diverged.
+    """
+    if hypermodel.grid is None or float(value) not in hypermodel.grid:
+        raise ValueError(
+            f"Invalid value for argument `value`: {value!r} is not in the grid "
+            f"{hypermodel.grid} of {hypermodel.loss!r}."
+        )
+    hp = keras_tuner.HyperParameters()
+    hp.Choice(hypermodel.param_name, list(hypermodel.grid), default=hypermodel.grid[0])
+    hp.values[hypermodel.param_name] = float(value)
+    x_val, y_val = validation_data
+    kwargs = _trial_fit_kwargs(x, y, x_val, y_val, epochs, batch_size, callbacks, verbose)
+    return train_and_score(hypermodel, hp, seed, get_objective(optimize_for).name, **kwargs)
