@@ -238,7 +238,10 @@ def compare(
     if role is None:
         _run_here(run, units, store, progress)
     else:
-        key = hashlib.sha256(json.dumps(run_config, sort_keys=True).encode()).hexdigest()[:12]
+        # What the configuration does not hold but the numbers depend on must match too.
+        keyed = dict(run_config, backend=keras.backend.backend(),
+                     dtype_policy=keras.config.dtype_policy().name)  # fmt: skip
+        key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:12]
         if role == "worker":
             ran = _run_as_worker(run, key, lease_seconds, progress)
             progress(f"This worker ran {len(ran)} unit(s); the chief writes the results.")

@@ -169,9 +169,11 @@ class UnitOracle(keras_tuner.Oracle):
                 return
             self.finished.add(unit)
             self.progress(f"{unit}: done by {worker} ({len(self.finished)}/{len(self.units)})")
-        elif self.error is None:
-            self.error = self.on_failed(unit, worker)
-            self.progress(f"{unit}: failed on {worker}; stopping the run")
+        else:
+            self.stopped.add(worker)  # a worker re-raises its unit's error and ends
+            if self.error is None:
+                self.error = self.on_failed(unit, worker)
+                self.progress(f"{unit}: failed on {worker}; stopping the run")
 
     @keras_tuner.synchronized
     def expire(self):

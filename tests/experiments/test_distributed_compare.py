@@ -1,0 +1,172 @@
+"""``klr compare`` as a chief and two workers on 127.0.0.1 (keras-tuner's distributed mode).
+
+Every process runs the same command line; keras-tuner's environment variables give the roles
+(``KERASTUNER_TUNER_ID``: ``chief``, ``tuner0``, ``tuner1``; ``KERASTUNER_ORACLE_IP``,
+``KERASTUNER_ORACLE_PORT``). The reference is the same command in one process without them.
+Each cluster has a deadline; every process still running at the end is killed.
+
+Checked: the chief's table and results (all but the units' wall times) equal the single
+process' on the same seeds; every unit (search trial, retraining, CE+TS) ran exactly once and
+both workers took part; a worker killed (SIGKILL) in the middle of a unit loses nothing: the
+chief re-queues the unit when its lease expires, the other worker runs it, the table is the
+same; a unit that raises on a worker makes the chief raise, naming the unit and the worker's
+traceback, and write no table.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import free_ports
+
+ARGS = [
+    "compare", "--dataset", "digits", "--limit", "400", "--epochs", "2", "--losses", "ce,lr",
+    "--seeds", "1", "--lease-seconds", "3",
+]  # fmt: skip
+# CE, CE+TS, LR's 7 search trials and its retraining.
+UNITS = 10
+DEADLINE = 300  # seconds per cluster; one takes 20 to 40 on two shared cores
+SCRIPT = os.path.join(os.path.dirname(__file__), "_compare_process.py")
+
+
+def _env(tuner_id=None, port=None):
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
+    for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+        env.pop(name, None)
+    if tuner_id is not None:
+        env.update(
+            KERASTUNER_TUNER_ID=tuner_id,
+            KERASTUNER_ORACLE_IP="127.0.0.1",
+            KERASTUNER_ORACLE_PORT=str(port),
+            no_grpc_proxy="127.0.0.1",
+        )
+    return env
+
+
+def _klr(*args):
+    return [sys.executable, "-m", "keras_label_relaxation", *args]
+
+
+def _read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def _logs(paths):
+    return "\n".join(f"--- {p} ---\n{_read(p)[-4000:]}" for p in paths)
+
+
+def _run_cluster(tmp_path, command, kill=None, expect_failure=False):
+    """Run ``command(tuner_id)`` as chief, tuner0 and tuner1; ``{tuner id: log text}``.
+
+    ``kill(logs)`` is polled while they run and names a process to SIGKILL (or ``None``).
+    """
+    (port,) = free_ports()
+    processes, paths, killed = {}, {}, set()
+    try:
+        for tuner_id in ("chief", "tuner0", "tuner1"):
+            paths[tuner_id] = tmp_path / f"{tuner_id}.log"
+            with open(paths[tuner_id], "w") as log:
+                processes[tuner_id] = subprocess.Popen(
+                    command(tuner_id), env=_env(tuner_id, port), stdout=log, stderr=log
+                )
+        deadline = time.monotonic() + DEADLINE
+        while any(p.poll() is None for p in processes.values()):
+            assert time.monotonic() < deadline, f"still running after {DEADLINE} s:\n" + _logs(
+                paths.values()
+            )
+            if kill is not None:
+                victim = kill({t: _read(p) for t, p in paths.items()})
+                if victim is not None and victim not in killed:
+                    processes[victim].kill()
+                    killed.add(victim)
+            time.sleep(0.05)
+    finally:
+        for p in processes.values():
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+    codes = {t: p.returncode for t, p in processes.items() if t not in killed}
+    if not expect_failure:
+        assert set(codes.values()) == {0}, f"exit codes {codes}:\n" + _logs(paths.values())
+    return {t: _read(p) for t, p in paths.items()}, codes
+
+
+def _results_without_times(out_dir):
+    with open(out_dir / "results.json") as f:
+        results = json.load(f)
+    for record in results["records"]:
+        del record["seconds"]
+    return results
+
+
+@pytest.fixture(scope="module")
+def single_process(tmp_path_factory):
+    out = tmp_path_factory.mktemp("single") / "run"
+    result = subprocess.run(
+        _klr(*ARGS, "--out", str(out)), env=_env(), capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out
+
+
+def _ran(log):
+    return re.findall(r"^(.+): running$", log, flags=re.M)
+
+
+def test_a_chief_and_two_workers_write_the_single_process_table(single_process, tmp_path):
+    out = tmp_path / "run"
+    logs, _ = _run_cluster(tmp_path, lambda _: _klr(*ARGS, "--out", str(out)))
+    assert _read(out / "table.md") == _read(single_process / "table.md")
+    assert _results_without_times(out) == _results_without_times(single_process)
+    # Every unit ran exactly once, on a worker; both workers took part; the chief ran none.
+    ran = _ran(logs["tuner0"]) + _ran(logs["tuner1"])
+    assert len(ran) == UNITS and len(set(ran)) == UNITS, ran
+    assert _ran(logs["tuner0"]) and _ran(logs["tuner1"]) and not _ran(logs["chief"])
+    assert len(re.findall(r": done by tuner\d \(\d+/10\)$", logs["chief"], flags=re.M)) == UNITS
+    assert "| CE+TS (temperature = " in logs["chief"]  # the chief prints the table
+    assert "the chief writes the results" in logs["tuner0"]
+
+
+def test_a_worker_killed_in_the_middle_of_a_unit_loses_nothing(single_process, tmp_path):
+    out = tmp_path / "run"
+
+    def kill_tuner1_in_its_second_unit(logs):
+        # Its first unit finished, its second started: killed while it trains.
+        lines = logs["tuner1"].splitlines()
+        started = [line for line in lines if line.endswith(": running")]
+        finished = [line for line in lines if line.endswith(": done")]
+        return "tuner1" if len(started) == 2 and len(finished) == 1 else None
+
+    logs, _ = _run_cluster(
+        tmp_path, lambda _: _klr(*ARGS, "--out", str(out)), kill=kill_tuner1_in_its_second_unit
+    )
+    lost = _ran(logs["tuner1"])[-1]
+    assert f"{lost}: tuner1 was silent for" in logs["chief"], logs["chief"]
+    assert f"{lost}: done by tuner0" in logs["chief"]
+    assert lost in _ran(logs["tuner0"])
+    assert _read(out / "table.md") == _read(single_process / "table.md")
+    assert _results_without_times(out) == _results_without_times(single_process)
+
+
+def test_a_unit_that_fails_on_a_worker_makes_the_chief_raise_naming_it(tmp_path):
+    out = tmp_path / "run"
+
+    def command(tuner_id):
+        # The workers' trainings raise; the chief's configuration is the same.
+        fail = [] if tuner_id == "chief" else ["fail"]
+        return [sys.executable, SCRIPT, str(out), "3", *fail]
+
+    logs, codes = _run_cluster(tmp_path, command, expect_failure=True)
+    assert codes["chief"] != 0 and codes["tuner0"] != 0 and codes["tuner1"] != 0
+    match = re.search(r"RuntimeError: Unit '(train seed 0 CE|search seed 0 LR alpha=0\.05|"
+                      r"search seed 0 LR alpha=0\.2|train seed 0 CE\+TS)' failed on tuner\d",
+                      logs["chief"])  # fmt: skip
+    assert match, logs["chief"][-3000:]
+    assert "deliberate failure of a unit" in logs["chief"]
+    assert not (out / "table.md").exists()
