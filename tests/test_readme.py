@@ -6,7 +6,10 @@ directory holding the files they name (``my_data.npz``, an IDX directory, ``exam
 ``python``/``klr`` from this environment, and these changes that keep them quick and local:
 
 - ``klr compare`` lines get ``--losses ce,lr --epochs 1 --limit 150 --seeds 1`` appended,
-  ``klr semi-supervised`` lines ``--data digits --seeds 1 --steps 2 --batch-size 4``;
+  ``klr semi-supervised`` lines ``--data digits --seeds 1 --steps 2 --batch-size 4`` (also
+  after environment assignments and before a trailing ``&``);
+- ``klr reproduce`` runs on tensorflow-datasets' mock data with its preset shrunk
+  (``tests/_mock_reproduce.py``: no CIFAR here);
 - ``make X`` becomes ``make -n -C <repo> X`` (the recipe is checked, not rerun: it is the
   command running this test);
 - ``pip install`` installs the repository itself with ``--dry-run --no-deps`` instead of the
@@ -94,10 +97,15 @@ def _localise(block):
         line = re.sub(r"\s+#\s.*$", "", line) if not line.lstrip().startswith("#") else ""
         if not line.strip():
             continue
-        if line.startswith("klr compare"):
-            line += " " + COMPARE_OVERRIDES
-        elif line.startswith("klr semi-supervised"):
-            line += " " + SEMI_SUPERVISED_OVERRIDES
+        command = re.match(r"^((?:\w+=\S*\s+)*)(klr [\w-]+)(.*?)(\s*&)?$", line)
+        if command and command[2] == "klr compare":
+            line = f"{command[1]}{command[2]}{command[3]} {COMPARE_OVERRIDES}{command[4] or ''}"
+        elif command and command[2] == "klr semi-supervised":
+            line = f"{command[1]}{command[2]}{command[3]} {SEMI_SUPERVISED_OVERRIDES}"
+            line += command[4] or ""
+        elif command and command[2] == "klr reproduce":
+            line = f"{command[1]}python {ROOT / 'tests' / '_mock_reproduce.py'}{command[3]}"
+            line += command[4] or ""
         elif line.startswith("make "):
             line = f"make -n -C {ROOT} {line[len('make ') :]}"
         elif line.startswith("pip install"):
@@ -118,6 +126,8 @@ def test_localise_rewrites_what_cannot_run_here():
         "klr semi-supervised --seeds 3\n"
         f'pip install "keras-label-relaxation @ {GITHUB}"\n'
         "wait\n"
+        "A=1 B=x klr compare --out o &\n"
+        "KERASTUNER_TUNER_ID=chief klr reproduce table2 --out r &  # the chief\n"
     )
     lines = script.splitlines()
     assert lines[0] == f"make -n -C {ROOT} demo"
@@ -125,6 +135,9 @@ def test_localise_rewrites_what_cannot_run_here():
     assert lines[2] == "klr semi-supervised --seeds 3 " + SEMI_SUPERVISED_OVERRIDES
     assert f"@ file://{ROOT}" in lines[3] and "--dry-run" in lines[3]
     assert "jobs -p" in lines[4]
+    assert lines[5] == f"A=1 B=x klr compare --out o {COMPARE_OVERRIDES} &"
+    mock = ROOT / "tests" / "_mock_reproduce.py"
+    assert lines[6] == f"KERASTUNER_TUNER_ID=chief python {mock} table2 --out r &"
 
 
 @pytest.mark.parametrize("index", range(len(BASH_BLOCKS)))

@@ -503,6 +503,8 @@ def _run_as_worker(run, key, lease_seconds, progress):
             write_atomically(
                 _unit_path(run.out_dir, unit), lambda f: f.write(json.dumps(result).encode())
             )
+            if os.path.exists(_unit_path(run.out_dir, unit, ".error")):  # from an earlier try
+                os.remove(_unit_path(run.out_dir, unit, ".error"))
         except Exception:
             text = traceback.format_exc()
             write_atomically(
@@ -528,7 +530,7 @@ def _unit_name(fields):
     if fields["kind"] == "train":
         return f"train seed {fields['seed']} {label}"
     param = LOSS_PARAMETERS[fields["loss"]]
-    return f"search seed {fields['seed']} {label} {param}={fields['value']:g}"
+    return f"search seed {fields['seed']} {label} {param}={fields['value']!r}"
 
 
 def _direction(run):
@@ -541,9 +543,13 @@ def _run_as_chief(run, units, store, key, lease_seconds, progress):
     todo = {}
     for unit, fields in plan.items():
         seed, label = fields["seed"], _label(fields["loss"])
+        path = _unit_path(run.out_dir, unit)
+        if fields["kind"] == "train" and (seed, label) not in store.done and os.path.exists(path):
+            if store.outcomes(seed, label) is not None:  # written, but the chief stopped first
+                store.add(_read_json(path))
         if (seed, label) in store.done:
             continue
-        if fields["kind"] == "search" and os.path.exists(_unit_path(run.out_dir, unit)):
+        if fields["kind"] == "search" and os.path.exists(path):
             continue
         todo[unit] = fields
     needs = {u: [d for d in needs.get(u, ()) if d in todo] for u in todo}
