@@ -25,6 +25,7 @@ import keras
 import keras_tuner
 import numpy as np
 
+from keras_label_relaxation import distribute
 from keras_label_relaxation.calibration import TemperatureScaling
 from keras_label_relaxation.datasets.pipeline import AUGMENTED_DATASETS, augmentation
 from keras_label_relaxation.datasets.protocol import (
@@ -283,7 +284,9 @@ def _fit(loss_hypermodel, param, x, y, epochs, batch_size, seed, callbacks, verb
         hp.values[loss_hypermodel.param_name] = param
     model = loss_hypermodel.build(hp)
     batch_size = replica_batch_size(batch_size, len(y))
-    model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose, callbacks=callbacks())
+    distribute.fit(
+        model, x, y, epochs=epochs, batch_size=batch_size, verbose=verbose, callbacks=callbacks()
+    )
     return model
 
 
@@ -307,7 +310,7 @@ def _run_loss(
     _, x_train, x_test = subtract_pixel_mean(data.x_train, data.x_test)
     model = _fit(hypermodel, param, x_train, data.y_train, epochs, batch_size, seed, callbacks,
                  verbose)  # fmt: skip
-    logits = model.predict(x_test, verbose=0)
+    logits = distribute.predict(model, x_test)
     record = evaluate_logits(logits, data.y_test)
     record.update(
         outcomes=top_label_outcomes(logits, data.y_test),
@@ -332,8 +335,8 @@ def _run_temperature_scaling(
     model = _fit(hypermodel, None, x_fit, y_fit, epochs, batch_size, seed,
                  callbacks, verbose)  # fmt: skip
     scaling = TemperatureScaling()
-    temperature = scaling.fit(model.predict(x_cal, verbose=0), y_cal, method="grid")
-    logits = model.predict(x_test, verbose=0) / temperature
+    temperature = scaling.fit(distribute.predict(model, x_cal), y_cal, method="grid")
+    logits = distribute.predict(model, x_test) / temperature
     record = evaluate_logits(logits, data.y_test)
     record.update(
         outcomes=top_label_outcomes(logits, data.y_test),
