@@ -383,7 +383,8 @@ def fit(model, x=None, y=None, epochs=1, batch_size=None, **kwargs):
     validation_batch_size = kwargs.pop("validation_batch_size", None) or batch_size
     shuffle = kwargs.pop("shuffle", True)
     callbacks = list(kwargs.pop("callbacks", None) or [])
-    seed = int(np.random.randint(2**31 - 1))  # NumPy's global state, seeded alike everywhere
+    # NumPy's global generator, which keras.utils.set_random_seed seeds alike in every process.
+    seed = int(np.random.randint(2**31 - 1))  # noqa: NPY002
     if processes > 1:
         settings = [epochs, batch_size, validation_batch_size, int(bool(shuffle)), seed]
         _check_processes_agree(model, x, y, settings, validation_data)

@@ -133,5 +133,5 @@ class LossHyperModel(keras_tuner.HyperModel):
         return model
 
     def fit(self, hp, model, *args, **kwargs):
-        """keras-tuner's ``fit``: ``model.fit``, data-parallel under ``distribute.data_parallel``."""
+        """``model.fit`` (keras-tuner's), or data-parallel under ``distribute.data_parallel``."""
         return distribute.fit(model, *args, **kwargs)

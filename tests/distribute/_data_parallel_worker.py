@@ -6,12 +6,14 @@ Each loss trains through ``LossHyperModel.build`` and ``distribute.fit`` (the ru
 under ``distribute.data_parallel``: 3 epochs, global batch 16 of 100 examples (6 full batches,
 4 dropped per epoch), with a 37-example validation set; then ``distribute.predict`` on 29 test
 examples. Saved: final weights, History, test logits, device and process counts, and on one
-device Keras' ``evaluate`` of the validation set.
+device Keras' ``evaluate`` of the validation set; on two devices in one process the errors of
+``fit`` with global batches of 15 (odd) and 102 (more than the data).
 """
 
 import sys
 
 import keras
+import keras_tuner
 import numpy as np
 
 from keras_label_relaxation import distribute
@@ -22,7 +24,9 @@ def build_model():
     return keras.Sequential(
         [
             keras.Input((8,)),
-            keras.layers.Dense(16, activation="relu", kernel_regularizer=keras.regularizers.L2(1e-3)),
+            keras.layers.Dense(
+                16, activation="relu", kernel_regularizer=keras.regularizers.L2(1e-3)
+            ),
             keras.layers.BatchNormalization(),
             keras.layers.Dropout(0.2),
             keras.layers.Dense(4),
@@ -48,8 +52,6 @@ def main(out, processes=None, process_id=None, port=None):
                 build_model, loss, grid=grid, optimizer=lambda: keras.optimizers.SGD(0.1),
                 sparse=True, from_logits=True,
             )  # fmt: skip
-            import keras_tuner
-
             model = hypermodel.build(keras_tuner.HyperParameters())
             history = hypermodel.fit(
                 None, model, x, y, epochs=3, batch_size=16, validation_data=(x_val, y_val),
@@ -64,6 +66,12 @@ def main(out, processes=None, process_id=None, port=None):
                 scores = model.evaluate(x_val, y_val, batch_size=16, verbose=0, return_dict=True)
                 for key, value in scores.items():
                     saved[f"{loss}/evaluate/{key}"] = np.asarray(value)
+        if jax.process_count() == 1 and jax.device_count() == 2:  # the refusals
+            for batch_size in (15, 102):
+                try:
+                    distribute.fit(model, x, y, batch_size=batch_size, verbose=0)
+                except ValueError as error:
+                    saved[f"error/{batch_size}"] = np.asarray(str(error))
     np.savez(out, **saved)
 
 
