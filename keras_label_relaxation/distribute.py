@@ -36,6 +36,7 @@ output ("non-addressable devices"). So here:
 import contextlib
 import hashlib
 import os
+import weakref
 
 import keras
 import numpy as np
@@ -174,6 +175,10 @@ def _local_values(variables):
     return values
 
 
+#: ``{model: jitted inference call}``: one compilation per model and input shape.
+_CALLS = weakref.WeakKeyDictionary()
+
+
 def _predict_batches(model, x, batch_size):
     """``(logits, [(batch size, sum of the model's losses)])`` of all of ``x``, locally."""
     import jax
@@ -183,13 +188,17 @@ def _predict_batches(model, x, batch_size):
     device = jax.local_devices()[0]
     trainable, non_trainable = jax.device_put((trainable, non_trainable), device)
 
-    @jax.jit
-    def call(trainable, non_trainable, x):
-        outputs, _, losses = model.stateless_call(
-            trainable, non_trainable, x, training=False, return_losses=True
-        )
-        return outputs, sum(losses) if losses else 0.0
+    call = _CALLS.get(model)
+    if call is None:
 
+        @jax.jit
+        def call(trainable, non_trainable, x):
+            outputs, _, losses = model.stateless_call(
+                trainable, non_trainable, x, training=False, return_losses=True
+            )
+            return outputs, sum(losses) if losses else 0.0
+
+        _CALLS[model] = call
     logits, losses = [], []
     with _no_distribution():
         for start in range(0, len(x), batch_size):

@@ -5,19 +5,21 @@ and the host device count come from the environment (``KERAS_BACKEND=jax``, ``XL
 Each loss trains through ``LossHyperModel.build`` and ``distribute.fit`` (the runner's path)
 under ``distribute.data_parallel``: 3 epochs, global batch 16 of 100 examples (6 full batches,
 4 dropped per epoch), with a 37-example validation set; then ``distribute.predict`` on 29 test
-examples. Saved: final weights, History, test logits, device and process counts, and on one
-device Keras' ``evaluate`` of the validation set; on two devices in one process the errors of
-``fit`` with global batches of 15 (odd) and 102 (more than the data).
+examples; then ``search`` of alpha in {0.05, 0.2} by the final val_ece. Saved: final weights,
+History, test logits, search scores, device and process counts, on one device Keras' ``evaluate``
+of the validation set, and on two devices in one process the errors of ``fit`` with global
+batches of 15 (odd) and 102 (more than the data).
 """
 
 import sys
+import tempfile
 
 import keras
 import keras_tuner
 import numpy as np
 
 from keras_label_relaxation import distribute
-from keras_label_relaxation.tuning import LossHyperModel
+from keras_label_relaxation.tuning import LossHyperModel, search
 
 
 def build_model():
@@ -66,6 +68,17 @@ def main(out, processes=None, process_id=None, port=None):
                 scores = model.evaluate(x_val, y_val, batch_size=16, verbose=0, return_dict=True)
                 for key, value in scores.items():
                     saved[f"{loss}/evaluate/{key}"] = np.asarray(value)
+        # The runner's search (keras-tuner, scored on val_ece), each process in its own directory.
+        hypermodel = LossHyperModel(
+            build_model, "lr", grid=[0.05, 0.2], optimizer=lambda: keras.optimizers.SGD(0.1),
+            sparse=True, from_logits=True,
+        )  # fmt: skip
+        best, scores = search(
+            hypermodel, x, y, optimize_for="ece", epochs=2, batch_size=16,
+            directory=tempfile.mkdtemp(), validation_data=(x_val, y_val),
+        )  # fmt: skip
+        saved["search/best"] = np.asarray(best)
+        saved["search/scores"] = np.asarray([scores[0.05], scores[0.2]])
         if jax.process_count() == 1 and jax.device_count() == 2:  # the refusals
             for batch_size in (15, 102):
                 try:

@@ -11,10 +11,10 @@ Checked: ``_data_parallel_worker.py`` (cross-entropy and label relaxation traine
 penalty, a validation set and a ragged rest) reaches the same weights, History and test logits
 (1e-5) on one device, on two devices of one process and on two processes with two devices each;
 the validation scores equal Keras' ``evaluate`` on every example; odd and oversized global
-batches are refused by name. ``klr compare --strategy data-parallel`` in two processes writes the
-same table as in one process on one device, process 1 into ``--out/process-1``. Without JAX
-(``--strategy data-parallel`` under TensorFlow) and with cluster options on another strategy,
-``klr`` refuses naming the option and value.
+batches are refused by name; the runner's ``search`` scores the same. ``klr compare --strategy
+data-parallel`` (CE and CE+TS) in two processes writes the same table as in one process on one
+device, process 1 into ``--out/process-1``. Without JAX (``--strategy data-parallel`` under
+TensorFlow) and with cluster options on another strategy, ``klr`` refuses, naming option and value.
 """
 
 import importlib.util
@@ -113,6 +113,14 @@ def test_weights_history_and_logits_equal_one_device(trained, run, loss):
 
 
 @needs_jax
+@pytest.mark.parametrize("run", ["two", "process0", "process1"])
+def test_search_scores_equal_one_device(trained, run):
+    one, other = trained["one"], trained[run]
+    np.testing.assert_allclose(other["search/scores"], one["search/scores"], atol=1e-5, rtol=0)
+    assert float(other["search/best"]) == float(one["search/best"])
+
+
+@needs_jax
 @pytest.mark.parametrize("loss", ["cross_entropy", "label_relaxation"])
 def test_validation_scores_every_example_as_keras_evaluate(trained, loss):
     one = trained["one"]
@@ -132,7 +140,7 @@ def test_batches_that_do_not_split_or_exceed_the_data_are_refused(trained):
 def test_klr_compare_in_two_processes_equals_one_device(tmp_path):
     (port,) = free_ports()
     argv = ["-m", "keras_label_relaxation", "compare", "--strategy", "data-parallel"]
-    argv += ["--dataset", "digits", "--limit", "200", "--losses", "lr", "--epochs", "1"]
+    argv += ["--dataset", "digits", "--limit", "200", "--losses", "ce", "--epochs", "2"]
     argv += ["--batch-size", "32"]
     cluster = ["--job-addresses", f"127.0.0.1:{port}", "--num-processes", "2"]
     runs = {
@@ -150,7 +158,7 @@ def test_klr_compare_in_two_processes_equals_one_device(tmp_path):
         name: json.loads((tmp_path / path / "results.json").read_text())["summary"]
         for name, path in (("one", "one"), ("process0", "two"), ("process1", "two/process-1"))
     }
-    assert [row["loss"] for row in tables["one"]] == ["LR", "CE+TS"]
+    assert [row["loss"] for row in tables["one"]] == ["CE", "CE+TS"]
     for name in ("process0", "process1"):
         for row, expected in zip(tables[name], tables["one"], strict=True):
             for key in ("accuracy", "ece", "nll", "brier"):
