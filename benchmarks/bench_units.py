@@ -1,6 +1,6 @@
 """Expected wall time of every unit of the paper's Table 2, from measured step times.
 
-A distributed ``klr reproduce table2`` hands out units (``experiments.distributed``): a search
+A distributed ``klr reproduce table2`` hands out units (``experiments.workers``): a search
 trial (one loss, one grid value), a retraining (the best value on the whole training split)
 and a CE+TS fit, per seed. Their wall time is training steps times the step time, plus the
 predictions they evaluate. This script measures, for each Table 2 model (``vgg16``,

@@ -37,13 +37,33 @@ def _scale_setup(args):
 
     import keras
 
+    cluster = {k: getattr(args, k) for k in ("job_addresses", "num_processes", "process_id")}
+    if args.strategy != "data-parallel":
+        given = [k for k, v in cluster.items() if v is not None]
+        if given:
+            option = "--" + given[0].replace("_", "-")
+            raise ValueError(
+                f"Invalid value for option {option}: it configures --strategy data-parallel. "
+                f"Received: {option}={cluster[given[0]]} with --strategy={args.strategy}"
+            )
     if args.mixed_precision != "off":
         keras.config.set_dtype_policy(f"mixed_{args.mixed_precision}")
     if args.strategy == "default":
         return contextlib.nullcontext()
+    if args.strategy == "data-parallel":
+        from keras_label_relaxation import distribute
+
+        return distribute.data_parallel(**cluster)
     import tensorflow as tf
 
     return tf.distribute.MirroredStrategy().scope()
+
+
+def _out_dir(out):
+    """``out`` for process 0 of --strategy data-parallel (and without it), else its own subdir."""
+    from keras_label_relaxation import distribute
+
+    return distribute.out_dir_of_process(out)
 
 
 def _augment(args):
@@ -52,6 +72,11 @@ def _augment(args):
 
 
 def _compare(args):
+    with _scale_setup(args):
+        return _run_compare(args)
+
+
+def _run_compare(args):
     from keras_label_relaxation import datasets, models
     from keras_label_relaxation.experiments import compare
 
@@ -62,29 +87,29 @@ def _compare(args):
             f"Unknown model name: {args.model!r}. Valid names: {', '.join(models.MODEL_NAMES)}"
         )
     out = args.out or os.path.join("klr-results", f"{data.name}_{args.model}_{args.optimize_for}")
+    out = _out_dir(out)
     print(
         f"Comparing {', '.join(losses)} on {data.name} ({len(data.y_train)} train, "
         f"{len(data.y_test)} test) with {args.model}: {args.seeds} seed(s), {args.epochs} epochs, "
         f"parameters tuned for {args.optimize_for}; results in {out}",
         flush=True,
     )
-    with _scale_setup(args):
-        results = compare(
-            lambda shape, classes: models.get_model(args.model, shape, classes),
-            data,
-            losses=losses,
-            seeds=args.seeds,
-            optimize_for=args.optimize_for,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            out_dir=out,
-            config={"model": args.model, "limit": args.limit},
-            verbose=args.verbose,
-            test_fraction=args.test_fraction,
-            augment=_augment(args),
-            metrics=[name.strip() for name in args.metrics.split(",") if name.strip()],
-            lease_seconds=args.lease_seconds,
-        )
+    results = compare(
+        lambda shape, classes: models.get_model(args.model, shape, classes),
+        data,
+        losses=losses,
+        seeds=args.seeds,
+        optimize_for=args.optimize_for,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        out_dir=out,
+        config={"model": args.model, "limit": args.limit},
+        verbose=args.verbose,
+        test_fraction=args.test_fraction,
+        augment=_augment(args),
+        metrics=[name.strip() for name in args.metrics.split(",") if name.strip()],
+        lease_seconds=args.lease_seconds,
+    )
     if results is not None:  # None: a worker of a distributed run (the chief prints the table)
         print(results.to_markdown())
     return 0
@@ -97,6 +122,7 @@ def _reproduce(args):
         "klr-results", args.table + ("_quick" if args.quick else "")
     )
     with _scale_setup(args):
+        out_root = _out_dir(out_root)
         for dataset, model, optimize_for in runs(args.table):
             block = reproduce(
                 args.table, dataset, model, optimize_for,
@@ -156,12 +182,24 @@ def _scale_options(parser):
         help="Keras mixed-precision policy for training",
     )  # fmt: skip
     parser.add_argument(
-        "--strategy", choices=("default", "mirrored"), default="default",
-        help="tf.distribute strategy for training: the default or MirroredStrategy (all local "
-        "GPUs). Not MultiWorkerMirroredStrategy: Keras' fit does not run under it "
-        "(keras-team/keras#20585); several hosts train with a custom loop "
-        "(examples/multiworker.py)",
+        "--strategy", choices=("default", "mirrored", "data-parallel"), default="default",
+        help="distribution of training: the default, TensorFlow's MirroredStrategy (all local "
+        "GPUs) or, on the JAX backend, keras.distribution.DataParallel over all devices of one "
+        "or several processes (full global batches, the ragged rest of each epoch dropped). "
+        "Not MultiWorkerMirroredStrategy: Keras' fit does not run under it "
+        "(keras-team/keras#20585)",
     )  # fmt: skip
+    cluster = parser.add_argument_group(
+        "several processes (--strategy data-parallel)",
+        "Passed to keras.distribution.initialize; each falls back to Keras' environment "
+        "variable (KERAS_DISTRIBUTION_JOB_ADDRESSES, KERAS_DISTRIBUTION_NUM_PROCESSES, "
+        "KERAS_DISTRIBUTION_PROCESS_ID). Process 0 writes to --out, process i to --out/process-i.",
+    )
+    cluster.add_argument(
+        "--job-addresses", help="HOST:PORT of process 0, or all processes' comma-separated"
+    )
+    cluster.add_argument("--num-processes", type=_positive_int, help="number of processes")
+    cluster.add_argument("--process-id", type=int, help="this process' index, from 0")
 
 
 def _distributed_options(parser):

@@ -28,6 +28,7 @@ import keras
 import keras_tuner
 import numpy as np
 
+from keras_label_relaxation import distribute
 from keras_label_relaxation.calibration import TemperatureScaling
 from keras_label_relaxation.datasets.pipeline import AUGMENTED_DATASETS, augmentation
 from keras_label_relaxation.datasets.protocol import (
@@ -39,7 +40,7 @@ from keras_label_relaxation.datasets.protocol import (
     split_holdout,
     subtract_pixel_mean,
 )
-from keras_label_relaxation.experiments import distributed
+from keras_label_relaxation.experiments import workers
 from keras_label_relaxation.experiments.evaluation import (
     METRICS,
     TABLE_METRICS,
@@ -169,7 +170,7 @@ def compare(
     address), the same call in a chief and in N workers runs every unit of
     work once somewhere: each search trial (seed, loss, grid value), each
     retraining and each CE+TS fit. The chief serves the units as keras-tuner
-    trials (``experiments.distributed``), the workers run them and write
+    trials (``experiments.workers``), the workers run them and write
     their results under ``out_dir``, which must be one directory for all
     (one machine, or a shared file system); a unit whose worker stops sending
     heartbeats goes to another worker. The chief stores the results and
@@ -234,7 +235,7 @@ def compare(
         build_model, data, augment, grids, optimize_for, epochs, batch_size, optimizer,
         callbacks, verbose, test_fraction, out_dir,
     )  # fmt: skip
-    role = distributed.role()
+    role = workers.role()
     if role is None:
         _run_here(run, units, store, progress)
     else:
@@ -330,8 +331,8 @@ class _Run:
             hp.values[hypermodel.param_name] = param
         model = hypermodel.build(hp)
         batch_size = replica_batch_size(self.batch_size, len(y))
-        model.fit(
-            x, y, epochs=self.epochs, batch_size=batch_size, verbose=self.verbose,
+        distribute.fit(
+            model, x, y, epochs=self.epochs, batch_size=batch_size, verbose=self.verbose,
             callbacks=self.callbacks(),
         )  # fmt: skip
         return model
@@ -369,7 +370,7 @@ class _Run:
         data = self.seed_data(seed)
         _, x_train, x_test = subtract_pixel_mean(data.x_train, data.x_test)
         model = self.fit(self.hypermodel(name, seed), param, x_train, data.y_train, seed)
-        logits = model.predict(x_test, verbose=0)
+        logits = distribute.predict(model, x_test)
         record = evaluate_logits(logits, data.y_test)
         record.update(
             outcomes=top_label_outcomes(logits, data.y_test),
@@ -389,9 +390,9 @@ class _Run:
         _, x_fit, x_cal, x_test = subtract_pixel_mean(x_fit, x_cal, data.x_test)
         model = self.fit(self.hypermodel("cross_entropy", seed), None, x_fit, y_fit, seed)
         temperature = TemperatureScaling().fit(
-            model.predict(x_cal, verbose=0), y_cal, method="grid"
+            distribute.predict(model, x_cal), y_cal, method="grid"
         )
-        logits = model.predict(x_test, verbose=0) / temperature
+        logits = distribute.predict(model, x_test) / temperature
         record = evaluate_logits(logits, data.y_test)
         record.update(
             outcomes=top_label_outcomes(logits, data.y_test),
@@ -513,7 +514,7 @@ def _run_as_worker(run, key, lease_seconds, progress):
             raise
         progress(f"{unit}: done")
 
-    worker = distributed.UnitWorker(
+    worker = workers.UnitWorker(
         run_unit, key, tempfile.mkdtemp(prefix="klr-worker-"), lease_seconds
     )
     worker.run()
@@ -575,10 +576,10 @@ def _run_as_chief(run, units, store, key, lease_seconds, progress):
         f"Chief of run {key}: {len(todo)} of {len(plan)} units to run, served at "
         f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
     )
-    oracle = distributed.UnitOracle(
+    oracle = workers.UnitOracle(
         todo, needs, key, on_done, on_failed, lease_seconds=lease_seconds, progress=progress
     )
-    chief = distributed.UnitWorker(
+    chief = workers.UnitWorker(
         None, key, tempfile.mkdtemp(prefix="klr-chief-"), lease_seconds, oracle=oracle
     )
     chief.run()

@@ -5,6 +5,7 @@ import inspect
 import keras
 import keras_tuner
 
+from keras_label_relaxation import distribute
 from keras_label_relaxation.losses.registry import LOSS_PARAMETERS, canonical_loss_name, get_loss
 from keras_label_relaxation.metrics import ExpectedCalibrationError
 
@@ -130,3 +131,7 @@ class LossHyperModel(keras_tuner.HyperModel):
             ],  # fresh metric objects for every model
         )
         return model
+
+    def fit(self, hp, model, *args, **kwargs):
+        """``model.fit`` (keras-tuner's), or data-parallel under ``distribute.data_parallel``."""
+        return distribute.fit(model, *args, **kwargs)
