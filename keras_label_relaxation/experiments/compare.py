@@ -241,7 +241,8 @@ def compare(
     else:
         # What the configuration does not hold but the numbers depend on must match too.
         keyed = dict(run_config, backend=keras.backend.backend(),
-                     dtype_policy=keras.config.dtype_policy().name)  # fmt: skip
+                     dtype_policy=keras.config.dtype_policy().name,
+                     strategy=_strategy_name())  # fmt: skip
         key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:12]
         if role == "worker":
             ran = _run_as_worker(run, key, lease_seconds, progress)
@@ -259,6 +260,18 @@ def compare(
     results.metrics = metrics
     write_outputs(out_dir, results, outcomes)
     return results
+
+
+def _strategy_name():
+    """How this process trains: ``DataParallel`` (JAX), a ``tf.distribute`` strategy, or neither."""
+    if distribute.active():
+        return "DataParallel"
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        strategy = tf.distribute.get_strategy()
+        return f"{type(strategy).__name__}x{strategy.num_replicas_in_sync}"
+    return "default"
 
 
 def _check_metrics(metrics):
