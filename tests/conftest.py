@@ -7,6 +7,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -171,3 +172,55 @@ def free_ports(count=1):
     finally:
         for s in sockets:
             s.close()
+
+
+def run_processes(commands, log_dir, deadline, watch=None, check=True, cwd=None):
+    """Run ``{name: (argv, env)}`` at once under a deadline; kill what still runs at the end.
+
+    Every process writes to ``log_dir/NAME.log``. ``watch(logs)``, polled with
+    ``{name: log text}`` while they run, may name a process to SIGKILL.
+    ``check``: fail at once when a process (not one killed) exits non-zero.
+    The deadline fails the test. In ``finally``, every process still running is
+    SIGKILLed (a deadlocked JAX or gRPC process ignores SIGTERM).
+
+    Returns:
+        ``({name: log text}, {name: exit code})`` (killed processes excluded from the codes).
+    """
+    paths = {name: os.path.join(log_dir, f"{name}.log") for name in commands}
+
+    def logs(names=None, chars=None):
+        texts = {}
+        for name in names or commands:
+            with open(paths[name]) as f:
+                texts[name] = f.read()[-chars:] if chars else f.read()
+        return texts
+
+    def tails(names):
+        return "\n".join(f"--- {n} ---\n{t}" for n, t in logs(names, 4000).items())
+
+    processes, killed = {}, set()
+    try:
+        for name, (argv, env) in commands.items():
+            with open(paths[name], "w") as log:
+                processes[name] = subprocess.Popen(argv, env=env, stdout=log, stderr=log, cwd=cwd)
+        end = time.monotonic() + deadline
+        while any(p.poll() is None for p in processes.values()):
+            failed = [n for n, p in processes.items() if p.poll() not in (None, 0)]
+            failed = [n for n in failed if n not in killed]
+            assert not (check and failed), f"failed: {failed}\n" + tails(failed)
+            running = [n for n, p in processes.items() if p.poll() is None]
+            assert time.monotonic() < end, f"still running after {deadline} s:\n" + tails(running)
+            victim = watch(logs()) if watch is not None else None
+            if victim is not None and victim not in killed:
+                processes[victim].kill()
+                killed.add(victim)
+            time.sleep(0.05)
+    finally:
+        for p in processes.values():
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+    codes = {n: p.returncode for n, p in processes.items() if n not in killed}
+    failed = [n for n, code in codes.items() if code != 0]
+    assert not (check and failed), f"failed: {failed}\n" + tails(failed)
+    return logs(), codes

@@ -20,16 +20,14 @@ TensorFlow) and with cluster options on another strategy, ``klr`` refuses, namin
 import importlib.util
 import json
 import os
-import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
 import pytest
 
 from keras_label_relaxation.cli import main
-from tests.conftest import free_ports
+from tests.conftest import free_ports, run_processes
 
 WORKER = os.path.join(os.path.dirname(__file__), "_data_parallel_worker.py")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -48,34 +46,8 @@ def _env(devices):
 
 def _run_together(runs, logs):
     """Start ``{name: (argv, devices)}`` at once; wait for all under the deadline, kill the rest."""
-    processes = {}
-    try:
-        for name, (argv, devices) in runs.items():
-            with open(logs / f"{name}.log", "w") as log:
-                processes[name] = subprocess.Popen(
-                    [sys.executable, *argv], env=_env(devices), stdout=log, stderr=log, cwd=ROOT
-                )
-        deadline = time.monotonic() + DEADLINE
-        while True:
-            codes = {name: p.poll() for name, p in processes.items()}
-            failed = [n for n, code in codes.items() if code not in (None, 0)]
-            assert not failed, "failed:\n" + "\n".join(_tail(logs, n) for n in failed)
-            running = [n for n, code in codes.items() if code is None]
-            if not running:
-                return
-            assert time.monotonic() < deadline, f"still running after {DEADLINE} s:\n" + "\n".join(
-                _tail(logs, n) for n in running
-            )
-            time.sleep(0.2)
-    finally:
-        for p in processes.values():
-            if p.poll() is None:
-                p.kill()  # SIGKILL
-            p.wait()
-
-
-def _tail(logs, name, chars=3000):
-    return f"--- {name} ---\n" + (logs / f"{name}.log").read_text()[-chars:]
+    commands = {n: ([sys.executable, *argv], _env(d)) for n, (argv, d) in runs.items()}
+    run_processes(commands, logs, DEADLINE, cwd=ROOT)
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,10 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 
-from tests.conftest import free_ports
+from tests.conftest import free_ports, run_processes
 
 ARGS = [
     "compare", "--dataset", "digits", "--limit", "400", "--epochs", "2", "--losses", "ce,lr",
@@ -57,44 +56,14 @@ def _read(path):
         return f.read()
 
 
-def _logs(paths):
-    return "\n".join(f"--- {p} ---\n{_read(p)[-4000:]}" for p in paths)
-
-
 def _run_cluster(tmp_path, command, kill=None, expect_failure=False):
-    """Run ``command(tuner_id)`` as chief, tuner0 and tuner1; ``{tuner id: log text}``.
+    """Run ``command(tuner_id)`` as chief, tuner0 and tuner1: ``({id: log}, {id: exit code})``.
 
     ``kill(logs)`` is polled while they run and names a process to SIGKILL (or ``None``).
     """
     (port,) = free_ports()
-    processes, paths, killed = {}, {}, set()
-    try:
-        for tuner_id in ("chief", "tuner0", "tuner1"):
-            paths[tuner_id] = tmp_path / f"{tuner_id}.log"
-            with open(paths[tuner_id], "w") as log:
-                processes[tuner_id] = subprocess.Popen(
-                    command(tuner_id), env=_env(tuner_id, port), stdout=log, stderr=log
-                )
-        deadline = time.monotonic() + DEADLINE
-        while any(p.poll() is None for p in processes.values()):
-            assert time.monotonic() < deadline, f"still running after {DEADLINE} s:\n" + _logs(
-                paths.values()
-            )
-            if kill is not None:
-                victim = kill({t: _read(p) for t, p in paths.items()})
-                if victim is not None and victim not in killed:
-                    processes[victim].kill()
-                    killed.add(victim)
-            time.sleep(0.05)
-    finally:
-        for p in processes.values():
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-    codes = {t: p.returncode for t, p in processes.items() if t not in killed}
-    if not expect_failure:
-        assert set(codes.values()) == {0}, f"exit codes {codes}:\n" + _logs(paths.values())
-    return {t: _read(p) for t, p in paths.items()}, codes
+    commands = {t: (command(t), _env(t, port)) for t in ("chief", "tuner0", "tuner1")}
+    return run_processes(commands, tmp_path, DEADLINE, watch=kill, check=not expect_failure)
 
 
 def _results_without_times(out_dir):

@@ -16,23 +16,16 @@ the alpha of the lowest validation ECE.
 import glob
 import json
 import os
-import subprocess
 import sys
-import time
 
 import pytest
 
 from keras_label_relaxation.tuning import PAPER_GRIDS
-from tests.conftest import free_ports
+from tests.conftest import free_ports, run_processes
 
 WORKER_SCRIPT = os.path.join(os.path.dirname(__file__), "_distributed_worker.py")
 WORKERS = ("tuner0", "tuner1")
 DEADLINE = 240  # seconds for the whole search; it takes 15 to 40 on two shared cores
-
-
-def _log(tmp_path, tuner_id, chars=3000):
-    with open(tmp_path / f"{tuner_id}.log") as f:
-        return f"--- {tuner_id} ---\n" + f.read()[-chars:]
 
 
 def _run_distributed_search(tmp_path):
@@ -40,42 +33,22 @@ def _run_distributed_search(tmp_path):
     directory = tmp_path / "search"
     directory.mkdir()
     (port,) = free_ports()
-    processes = {}
-    try:
-        for tuner_id in ("chief", *WORKERS):
-            env = dict(
-                os.environ,
-                KERASTUNER_TUNER_ID=tuner_id,
-                KERASTUNER_ORACLE_IP="127.0.0.1",
-                KERASTUNER_ORACLE_PORT=str(port),
-                no_grpc_proxy="127.0.0.1",
-                TF_CPP_MIN_LOG_LEVEL="3",
-            )
-            output = tmp_path / f"{tuner_id}.json"
-            args = [str(directory), str(output), str(len(WORKERS))]
-            with open(tmp_path / f"{tuner_id}.log", "w") as log:
-                processes[tuner_id] = subprocess.Popen(
-                    [sys.executable, WORKER_SCRIPT, *args], env=env, stdout=log, stderr=log
-                )
-        deadline = time.monotonic() + DEADLINE
-        while True:
-            codes = {tuner_id: p.poll() for tuner_id, p in processes.items()}
-            failed = [t for t, code in codes.items() if code not in (None, 0)]
-            assert not failed, "failed:\n" + "\n".join(_log(tmp_path, t) for t in failed)
-            running = [t for t, code in codes.items() if code is None]
-            if not running:
-                break
-            assert time.monotonic() < deadline, f"still running after {DEADLINE} s:\n" + "\n".join(
-                _log(tmp_path, t) for t in running
-            )
-            time.sleep(0.2)
-    finally:
-        for p in processes.values():
-            if p.poll() is None:
-                p.kill()
-            p.wait()
+    commands = {}
+    for tuner_id in ("chief", *WORKERS):
+        env = dict(
+            os.environ,
+            KERASTUNER_TUNER_ID=tuner_id,
+            KERASTUNER_ORACLE_IP="127.0.0.1",
+            KERASTUNER_ORACLE_PORT=str(port),
+            no_grpc_proxy="127.0.0.1",
+            TF_CPP_MIN_LOG_LEVEL="3",
+        )
+        output = tmp_path / f"{tuner_id}.json"
+        args = [str(directory), str(output), str(len(WORKERS))]
+        commands[tuner_id] = ([sys.executable, WORKER_SCRIPT, *args], env)
+    run_processes(commands, tmp_path, DEADLINE)
     outputs = {}
-    for tuner_id in processes:
+    for tuner_id in commands:
         with open(tmp_path / f"{tuner_id}.json") as f:
             outputs[tuner_id] = json.load(f)
     return outputs, directory / "grid"
