@@ -174,12 +174,16 @@ def free_ports(count=1):
             s.close()
 
 
-def run_processes(commands, log_dir, deadline, watch=None, check=True, cwd=None):
+def run_processes(
+    commands, log_dir, deadline, watch=None, check=True, cwd=None, until=None, grace=0.0
+):  # fmt: skip
     """Run ``{name: (argv, env)}`` at once under a deadline; kill what still runs at the end.
 
     Every process writes to ``log_dir/NAME.log``. ``watch(logs)``, polled with
     ``{name: log text}`` while they run, may name a process to SIGKILL.
     ``check``: fail at once when a process (not one killed) exits non-zero.
+    ``until``: the run ends ``grace`` seconds after the process of that name
+    exits; the others still running are then SIGKILLed (exit code ``None``).
     The deadline fails the test. In ``finally``, every process still running is
     SIGKILLed (a deadlocked JAX or gRPC process ignores SIGTERM).
 
@@ -203,8 +207,12 @@ def run_processes(commands, log_dir, deadline, watch=None, check=True, cwd=None)
         for name, (argv, env) in commands.items():
             with open(paths[name], "w") as log:
                 processes[name] = subprocess.Popen(argv, env=env, stdout=log, stderr=log, cwd=cwd)
-        end = time.monotonic() + deadline
+        end, cut_at = time.monotonic() + deadline, None
         while any(p.poll() is None for p in processes.values()):
+            if until is not None and processes[until].poll() is not None:
+                cut_at = cut_at or time.monotonic() + grace
+                if time.monotonic() >= cut_at:
+                    break
             failed = [n for n, p in processes.items() if p.poll() not in (None, 0)]
             failed = [n for n in failed if n not in killed]
             assert not (check and failed), f"failed: {failed}\n" + tails(failed)
@@ -216,11 +224,12 @@ def run_processes(commands, log_dir, deadline, watch=None, check=True, cwd=None)
                 killed.add(victim)
             time.sleep(0.05)
     finally:
+        cut = {n for n, p in processes.items() if p.poll() is None}
         for p in processes.values():
             if p.poll() is None:
                 p.kill()
             p.wait()
-    codes = {n: p.returncode for n, p in processes.items() if n not in killed}
-    failed = [n for n, code in codes.items() if code != 0]
+    codes = {n: None if n in cut else p.returncode for n, p in processes.items() if n not in killed}
+    failed = [n for n, code in codes.items() if code not in (0, None)]
     assert not (check and failed), f"failed: {failed}\n" + tails(failed)
     return logs(), codes

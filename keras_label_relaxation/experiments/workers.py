@@ -115,7 +115,9 @@ class UnitOracle(keras_tuner.Oracle):
                 return self.trials[trial_id]
         if self.error is not None or len(self.finished) == len(self.units):
             self.stopped.add(worker)
-            return self._trial(_STATUS.STOPPED)
+            # A run stopped by a failure says so, so that no worker ends as if all went well.
+            error = {} if self.error is None else {"error": str(self.error).splitlines()[0]}
+            return self._trial(_STATUS.STOPPED, error)
         ready = [u for u in self.pending if all(d in self.finished for d in self.dependencies[u])]
         if not ready:
             return self._trial(_STATUS.IDLE)
@@ -213,7 +215,8 @@ class UnitOracle(keras_tuner.Oracle):
 class UnitWorker(keras_tuner.engine.base_tuner.BaseTuner):
     """A keras-tuner tuner that serves (chief) or runs (worker) a run's units.
 
-    On the chief, ``run()`` serves ``oracle`` until the run is over (keras-tuner's
+    On the chief, ``run()`` serves ``oracle`` until the run is over, and one
+    lease longer for workers slow to start (keras-tuner's
     ``OracleServicer`` behind a gRPC server at ``KERASTUNER_ORACLE_IP``:
     ``KERASTUNER_ORACLE_PORT``). On a worker, ``run()`` asks the chief for
     units, runs each through ``run_unit(fields)`` while a thread sends
@@ -240,11 +243,18 @@ class UnitWorker(keras_tuner.engine.base_tuner.BaseTuner):
 
     def run(self):
         if role() == "chief":
-            serve(self.oracle, poll_seconds=min(0.5, self.lease_seconds / 20))
+            serve(
+                self.oracle,
+                poll_seconds=min(0.5, self.lease_seconds / 20),
+                linger_seconds=self.lease_seconds,
+            )
             return
         while True:
             trial = self.oracle.create_trial(self.tuner_id)
             if trial.status == _STATUS.STOPPED:
+                error = trial.hyperparameters.values.get("error")
+                if error is not None:
+                    raise RuntimeError(f"The chief stopped the run: {error}")
                 return
             if trial.status == _STATUS.IDLE:
                 time.sleep(self.lease_seconds / 20)
@@ -289,13 +299,16 @@ class _Heartbeat:
         self._thread.join()
 
 
-def serve(oracle, poll_seconds=0.5):
-    """Serve ``oracle`` to the workers until ``oracle.done()``.
+def serve(oracle, poll_seconds=0.5, linger_seconds=0.0):
+    """Serve ``oracle`` to the workers until ``oracle.done()``, then ``linger_seconds`` more.
 
     keras-tuner's own ``OracleServicer`` answers the workers; the loop around
     it is ours: keras-tuner's chief polls every 20 s and waits for every
     worker that ever asked, a dead one included, while this one expires
     silent workers (``oracle.expire()``) and stops once every unit is done.
+    While it lingers, a worker slower to start than the run took (a run that
+    was resumed finished, or stopped at a failure) is told to stop instead of
+    waiting for keras-tuner's one-hour client timeout.
     """
     from concurrent import futures
 
@@ -315,5 +328,6 @@ def serve(oracle, poll_seconds=0.5):
         while not oracle.done():
             time.sleep(poll_seconds)
             oracle.expire()
+        time.sleep(linger_seconds)
     finally:
         server.stop(grace=2 * poll_seconds).wait()

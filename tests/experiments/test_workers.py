@@ -122,7 +122,9 @@ def test_a_failed_unit_stops_the_run_with_its_error():
     failing, running = _ask(oracle, "tuner0"), _ask(oracle, "tuner1")
     _end(oracle, failing, STATUS.FAILED)
     assert str(oracle.error) == "search a failed on tuner0"
-    assert _ask(oracle, "tuner2").status == STATUS.STOPPED  # nothing new is handed out
+    stopped = _ask(oracle, "tuner2")  # nothing new is handed out, and the error is said
+    assert stopped.status == STATUS.STOPPED
+    assert stopped.hyperparameters.values == {"error": "search a failed on tuner0"}
     assert not oracle.done()  # tuner1 still trains
     _end(oracle, running)
     assert _ask(oracle, "tuner1").status == STATUS.STOPPED
