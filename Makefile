@@ -9,8 +9,10 @@ TORCH_WHEELS ?= /opt/wheels
 COMMA := ,
 HAVE_TORCH_CPU := $(wildcard $(TORCH_WHEELS)/torch-2.13.0+cpu-*.whl)
 PEERS := $(if $(HAVE_TORCH_CPU),$(COMMA)peers,)
-# The core (losses, metrics, calibration and their docstrings) runs under every backend.
+# The core (losses, metrics, calibration and their docstrings) runs under every backend; the
+# unit oracle's tests check keras-tuner's internals it uses under the floor's keras-tuner too.
 CORE_TESTS := tests/losses tests/metrics tests/calibration tests/semi_supervised \
+	tests/experiments/test_workers.py \
 	keras_label_relaxation/losses keras_label_relaxation/metrics keras_label_relaxation/calibration \
 	keras_label_relaxation/semi_supervised
 

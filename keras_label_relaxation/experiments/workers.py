@@ -29,10 +29,16 @@ import traceback
 
 import keras_tuner
 
+# keras-tuner's BaseTuner, Trial and gRPC servicer: public paths differ between 1.4.0 and 1.4.8
+# (``keras_tuner.engine.base_tuner`` is not exported in 1.4.0); ``keras_tuner.src`` holds them
+# in every 1.4 release (setup.cfg pins keras-tuner>=1.4,<1.5).
+from keras_tuner.src.engine.base_tuner import BaseTuner
+from keras_tuner.src.engine.trial import Trial, TrialStatus
+
 #: Whether keras-tuner's distributed-mode environment variables are set.
 ENV_VARS = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
 
-_STATUS = keras_tuner.engine.trial.TrialStatus
+_STATUS = TrialStatus
 
 
 def role():
@@ -135,7 +141,7 @@ class UnitOracle(keras_tuner.Oracle):
         for name, value in (values or {}).items():
             hp.Fixed(name, value)
         trial_id = f"{len(self.trials):05d}" if status == _STATUS.RUNNING else "idle"
-        return keras_tuner.engine.trial.Trial(hp, trial_id=trial_id, status=status)
+        return Trial(hp, trial_id=trial_id, status=status)
 
     @keras_tuner.synchronized
     def get_trial(self, trial_id):
@@ -212,7 +218,7 @@ class UnitOracle(keras_tuner.Oracle):
         pass
 
 
-class UnitWorker(keras_tuner.engine.base_tuner.BaseTuner):
+class UnitWorker(BaseTuner):
     """A keras-tuner tuner that serves (chief) or runs (worker) a run's units.
 
     On the chief, ``run()`` serves ``oracle`` until the run is over, and one

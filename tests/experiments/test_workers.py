@@ -7,12 +7,12 @@ over gRPC are in test_distributed_compare.py.
 
 import time
 
-import keras_tuner
 import pytest
+from keras_tuner.src.engine.trial import TrialStatus
 
 from keras_label_relaxation.experiments.workers import UnitOracle, role
 
-STATUS = keras_tuner.engine.trial.TrialStatus
+STATUS = TrialStatus
 KEY = "run1"
 
 
