@@ -59,13 +59,6 @@ def _scale_setup(args):
     return tf.distribute.MirroredStrategy().scope()
 
 
-def _out_dir(out):
-    """``out`` for process 0 of --strategy data-parallel (and without it), else its own subdir."""
-    from keras_label_relaxation import distribute
-
-    return distribute.out_dir_of_process(out)
-
-
 def _augment(args):
     """``--no-augment``: False; otherwise None (the paper's choice per data set)."""
     return False if args.no_augment else None
@@ -77,7 +70,7 @@ def _compare(args):
 
 
 def _run_compare(args):
-    from keras_label_relaxation import datasets, models
+    from keras_label_relaxation import datasets, distribute, models
     from keras_label_relaxation.experiments import compare
 
     losses = [name.strip() for name in args.losses.split(",") if name.strip()]
@@ -87,7 +80,7 @@ def _run_compare(args):
             f"Unknown model name: {args.model!r}. Valid names: {', '.join(models.MODEL_NAMES)}"
         )
     out = args.out or os.path.join("klr-results", f"{data.name}_{args.model}_{args.optimize_for}")
-    out = _out_dir(out)
+    out = distribute.out_dir_of_process(out)  # data-parallel process i > 0: out/process-i
     print(
         f"Comparing {', '.join(losses)} on {data.name} ({len(data.y_train)} train, "
         f"{len(data.y_test)} test) with {args.model}: {args.seeds} seed(s), {args.epochs} epochs, "
@@ -116,13 +109,14 @@ def _run_compare(args):
 
 
 def _reproduce(args):
+    from keras_label_relaxation import distribute
     from keras_label_relaxation.experiments.reproduction import reproduce, runs
 
     out_root = args.out or os.path.join(
         "klr-results", args.table + ("_quick" if args.quick else "")
     )
     with _scale_setup(args):
-        out_root = _out_dir(out_root)
+        out_root = distribute.out_dir_of_process(out_root)
         for dataset, model, optimize_for in runs(args.table):
             block = reproduce(
                 args.table, dataset, model, optimize_for,

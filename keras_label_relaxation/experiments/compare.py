@@ -25,7 +25,6 @@ import time
 import traceback
 
 import keras
-import keras_tuner
 import numpy as np
 
 from keras_label_relaxation import distribute
@@ -336,13 +335,13 @@ class _Run:
             from_logits=True,
         )
 
+    def grid(self, name):
+        """The grid ``name`` is searched over (``None`` for a loss without parameter)."""
+        return LossHyperModel(self.build_model, name, grid=self.grids.get(name)).grid
+
     def fit(self, hypermodel, param, x, y, seed):
         keras.utils.set_random_seed(seed)
-        hp = keras_tuner.HyperParameters()
-        if hypermodel.param_name is not None:
-            hp.Choice(hypermodel.param_name, list(hypermodel.grid))
-            hp.values[hypermodel.param_name] = param
-        model = hypermodel.build(hp)
+        model = hypermodel.build(hypermodel.hyperparameters(param))
         batch_size = replica_batch_size(self.batch_size, len(y))
         distribute.fit(
             model, x, y, epochs=self.epochs, batch_size=batch_size, verbose=self.verbose,
@@ -416,12 +415,27 @@ class _Run:
         )
         return record
 
-    def unit(self, seed, name):
-        """The record of the (seed, loss) unit, searched and trained in this process."""
+    def unit(self, seed, name, scores=None):
+        """The record of the (seed, loss) unit, with its ``seed``, ``loss`` label and ``seconds``.
+
+        A loss is searched in this process, or, given the ``scores`` of a
+        distributed search, retrained at their best value (as ``search`` picks it).
+        """
+        started = time.monotonic()
         if name == TS_LABEL:
-            return self.temperature_scaling(seed)
-        param, scores = self.search(name, seed)
-        return self.retrain(name, seed, param, scores)
+            record = self.temperature_scaling(seed)
+        else:
+            if scores is None:
+                param, scores = self.search(name, seed)
+            else:
+                grid = self.grid(name)
+                direction = get_objective(self.optimize_for).direction
+                param = None
+                if grid is not None:
+                    param = best_value({v: scores[v] for v in grid}, direction)
+            record = self.retrain(name, seed, param, scores)
+        record.update(seed=seed, loss=_label(name), seconds=time.monotonic() - started)
+        return record
 
 
 def _run_here(run, units, store, progress):
@@ -437,9 +451,7 @@ def _run_here(run, units, store, progress):
         if finished_here:
             eta = f", ETA {_duration((time.monotonic() - started) / finished_here * remaining)}"
         progress(f"[{index}/{len(units)}] seed {seed}, {label}: running{eta}")
-        unit_start = time.monotonic()
         record = run.unit(seed, name)
-        record.update(seed=seed, loss=label, seconds=time.monotonic() - unit_start)
         store.save_outcomes(seed, label, *record.pop("outcomes"))
         store.add(record)
         finished_here += 1
@@ -459,7 +471,7 @@ def _unit_plan(run, units):
     for seed, name in units:
         searches = []
         if name != TS_LABEL:
-            for value in _grid(run, name) or ():
+            for value in run.grid(name) or ():
                 fields = {"kind": "search", "seed": seed, "loss": name, "value": value}
                 plan[_unit_name(fields)] = fields
                 searches.append(_unit_name(fields))
@@ -478,11 +490,11 @@ def _read_json(path):
         return json.load(f)
 
 
-def _search_scores(run, plan, seed, name):
+def _search_scores(run, seed, name):
     """``{value: score}`` (NaN for a diverged trial) of the search units of (seed, loss)."""
     scores = {}
-    for unit, fields in plan.items():
-        if fields["kind"] == "search" and (fields["seed"], fields["loss"]) == (seed, name):
+    for unit, fields in _unit_plan(run, [(seed, name)])[0].items():
+        if fields["kind"] == "search":
             score = _read_json(_unit_path(run.out_dir, unit))["score"]
             scores[fields["value"]] = math.nan if score is None else score
     return dict(sorted(scores.items()))
@@ -500,20 +512,9 @@ def _run_as_worker(run, key, lease_seconds, progress):
                 score = run.search_trial(name, seed, fields["value"])
                 result = {"score": score if math.isfinite(score) else None}
             else:
-                started = time.monotonic()
-                if name == TS_LABEL:
-                    result = run.temperature_scaling(seed)
-                else:
-                    grid = _grid(run, name)
-                    units, _ = _unit_plan(run, [(seed, name)])
-                    scores = _search_scores(run, units, seed, name)
-                    param = None
-                    if grid is not None:
-                        param = best_value({v: scores[v] for v in grid}, _direction(run))
-                    result = run.retrain(name, seed, param, scores)
-                result.update(seed=seed, loss=_label(name), seconds=time.monotonic() - started)
-                confidence, correct = result.pop("outcomes")
-                RunStore.write_outcomes(run.out_dir, seed, _label(name), confidence, correct)
+                scores = None if name == TS_LABEL else _search_scores(run, seed, name)
+                result = run.unit(seed, name, scores)
+                RunStore.write_outcomes(run.out_dir, seed, _label(name), *result.pop("outcomes"))
             write_atomically(
                 _unit_path(run.out_dir, unit), lambda f: f.write(json.dumps(result).encode())
             )
@@ -534,21 +535,12 @@ def _run_as_worker(run, key, lease_seconds, progress):
     return worker.ran
 
 
-def _grid(run, name):
-    """The grid ``name`` is searched over in ``run`` (``None`` for a loss without parameter)."""
-    return LossHyperModel(run.build_model, name, grid=run.grids.get(name)).grid
-
-
 def _unit_name(fields):
     label = _label(fields["loss"])
     if fields["kind"] == "train":
         return f"train seed {fields['seed']} {label}"
     param = LOSS_PARAMETERS[fields["loss"]]
     return f"search seed {fields['seed']} {label} {param}={fields['value']!r}"
-
-
-def _direction(run):
-    return get_objective(run.optimize_for).direction
 
 
 def _run_as_chief(run, units, store, key, lease_seconds, progress):

@@ -35,10 +35,8 @@ import keras_tuner
 from keras_tuner.src.engine.base_tuner import BaseTuner
 from keras_tuner.src.engine.trial import Trial, TrialStatus
 
-#: Whether keras-tuner's distributed-mode environment variables are set.
+#: keras-tuner's distributed-mode environment variables: a tuner's id, the chief's address.
 ENV_VARS = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
-
-_STATUS = TrialStatus
 
 
 def role():
@@ -112,7 +110,7 @@ class UnitOracle(keras_tuner.Oracle):
                     f"{worker} asks for run {key or '(no key)'}, not this run ({self.run_key}): "
                     "it waits (a later block of the same command, or another command line)."
                 )
-            return self._trial(_STATUS.IDLE)
+            return self._trial(TrialStatus.IDLE)
         now = time.monotonic()
         self.workers[worker] = now
         self._expire(now)
@@ -123,13 +121,13 @@ class UnitOracle(keras_tuner.Oracle):
             self.stopped.add(worker)
             # A run stopped by a failure says so, so that no worker ends as if all went well.
             error = {} if self.error is None else {"error": str(self.error).splitlines()[0]}
-            return self._trial(_STATUS.STOPPED, error)
+            return self._trial(TrialStatus.STOPPED, error)
         ready = [u for u in self.pending if all(d in self.finished for d in self.dependencies[u])]
         if not ready:
-            return self._trial(_STATUS.IDLE)
+            return self._trial(TrialStatus.IDLE)
         unit = ready[0]
         self.pending.remove(unit)
-        trial = self._trial(_STATUS.RUNNING, self.units[unit])
+        trial = self._trial(TrialStatus.RUNNING, self.units[unit])
         self.trials[trial.trial_id] = trial
         self._running[trial.trial_id] = (unit, worker)
         self._issued[trial.trial_id] = unit
@@ -140,7 +138,7 @@ class UnitOracle(keras_tuner.Oracle):
         hp = keras_tuner.HyperParameters()
         for name, value in (values or {}).items():
             hp.Fixed(name, value)
-        trial_id = f"{len(self.trials):05d}" if status == _STATUS.RUNNING else "idle"
+        trial_id = f"{len(self.trials):05d}" if status == TrialStatus.RUNNING else "idle"
         return Trial(hp, trial_id=trial_id, status=status)
 
     @keras_tuner.synchronized
@@ -161,13 +159,13 @@ class UnitOracle(keras_tuner.Oracle):
             # Its lease expired, yet the worker finished: the result counts, the unit's copy
             # (queued or running elsewhere) is ignored when it reports.
             unit = self._issued[trial.trial_id]
-            if trial.status != _STATUS.COMPLETED:
+            if trial.status != TrialStatus.COMPLETED:
                 return
             if unit in self.pending:
                 self.pending.remove(unit)
             worker = f"{trial.trial_id}'s worker (after its lease expired)"
         self.trials[trial.trial_id].status = trial.status
-        if trial.status == _STATUS.COMPLETED:
+        if trial.status == TrialStatus.COMPLETED:
             if unit in self.finished:  # ran twice: the same result, reported again
                 return
             try:
@@ -257,12 +255,12 @@ class UnitWorker(BaseTuner):
             return
         while True:
             trial = self.oracle.create_trial(self.tuner_id)
-            if trial.status == _STATUS.STOPPED:
+            if trial.status == TrialStatus.STOPPED:
                 error = trial.hyperparameters.values.get("error")
                 if error is not None:
                     raise RuntimeError(f"The chief stopped the run: {error}")
                 return
-            if trial.status == _STATUS.IDLE:
+            if trial.status == TrialStatus.IDLE:
                 time.sleep(self.lease_seconds / 20)
                 continue
             fields = trial.hyperparameters.values
@@ -270,11 +268,11 @@ class UnitWorker(BaseTuner):
                 with _Heartbeat(self.oracle, trial.trial_id, self.lease_seconds / 6):
                     self.run_unit(fields)
             except BaseException:
-                trial.status = _STATUS.FAILED
+                trial.status = TrialStatus.FAILED
                 self.oracle.end_trial(trial)
                 raise
             self.ran.append(fields)
-            trial.status = _STATUS.COMPLETED
+            trial.status = TrialStatus.COMPLETED
             self.oracle.end_trial(trial)
 
     def run_trial(self, trial, *args, **kwargs):  # pragma: no cover - run() runs the units

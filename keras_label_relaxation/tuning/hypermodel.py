@@ -116,6 +116,30 @@ class LossHyperModel(keras_tuner.HyperModel):
         parameters = inspect.signature(self.build_model).parameters
         return self.build_model(hp) if parameters else self.build_model()
 
+    def hyperparameters(self, value=None):
+        """keras-tuner ``HyperParameters`` choosing ``value`` of the grid (a loss without
+        parameter: ``value=None`` and none set); what ``build`` reads.
+
+        Raises:
+            ValueError: when ``value`` is not in the grid, naming it.
+
+        Example:
+        >>> hypermodel = LossHyperModel(lambda: None, "lr", grid=[0.05, 0.1])
+        >>> hypermodel.hyperparameters(0.1).values
+        {'alpha': 0.1}
+        """
+        hp = keras_tuner.HyperParameters()
+        if self.param_name is None:
+            return hp
+        if value is None or float(value) not in self.grid:
+            raise ValueError(
+                f"Invalid value for argument `value`: {value!r} is not in the grid "
+                f"{self.grid} of {self.loss!r}."
+            )
+        hp.Choice(self.param_name, list(self.grid), default=self.grid[0])
+        hp.values[self.param_name] = float(value)
+        return hp
+
     def build(self, hp):
         model = self._model(hp)
         param = None

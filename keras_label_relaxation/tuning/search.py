@@ -351,14 +351,11 @@ def search_trial(
         The final epoch's ``val_accuracy`` or ``val_ece``; NaN when the trial
         diverged.
     """
-    if hypermodel.grid is None or float(value) not in hypermodel.grid:
+    if hypermodel.grid is None:
         raise ValueError(
-            f"Invalid value for argument `value`: {value!r} is not in the grid "
-            f"{hypermodel.grid} of {hypermodel.loss!r}."
+            f"Invalid value for argument `hypermodel`: {hypermodel.loss!r} has no grid to search."
         )
-    hp = keras_tuner.HyperParameters()
-    hp.Choice(hypermodel.param_name, list(hypermodel.grid), default=hypermodel.grid[0])
-    hp.values[hypermodel.param_name] = float(value)
+    hp = hypermodel.hyperparameters(value)
     x_val, y_val = validation_data
     kwargs = _trial_fit_kwargs(x, y, x_val, y_val, epochs, batch_size, callbacks, verbose)
     return train_and_score(hypermodel, hp, seed, get_objective(optimize_for).name, **kwargs)

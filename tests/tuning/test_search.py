@@ -106,6 +106,11 @@ def test_bad_grids_and_names():
         LossHyperModel(lambda: None, "hinge")
     with pytest.raises(ValueError, match="`optimize_for`"):
         search(LossHyperModel(lambda: None, "lr"), np.zeros((12, 2)), np.zeros(12), "loss")
+    hypermodel = LossHyperModel(lambda: None, "lr", grid=[0.05, 0.1])
+    for value in (0.2, None):
+        with pytest.raises(ValueError, match=rf"`value`: {value} is not in the grid"):
+            hypermodel.hyperparameters(value)
+    assert LossHyperModel(lambda: None, "ce").hyperparameters().values == {}
 
 
 class _PoisonWeights(keras.callbacks.Callback):
