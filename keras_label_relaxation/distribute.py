@@ -24,10 +24,15 @@ output ("non-addressable devices"). So here:
   smaller batch too and shuffles with its own order) by less than one batch per
   epoch; one process on one device and ``P`` processes on any number of devices
   train on the same batches and reach the same weights.
-- Validation (``validation_data``: the search's ``val_loss``, ``val_accuracy``
-  and ``val_ece``) and prediction use *every* example: each process computes
-  the logits of the whole arrays on one of its own devices, from its copy of
-  the (replicated) weights, outside the sharded step.
+- Validation (``validation_data``, ``(x, y)`` or ``(x, y, sample_weight)``:
+  the search's ``val_loss``, ``val_accuracy`` and ``val_ece``) and prediction
+  use *every* example: each process runs them on one of its own devices, from
+  its copy of the (replicated) weights, outside the sharded step. Validation
+  is Keras' ``evaluate`` there: the model's own ``test_step`` (the loss as
+  ``compile`` resolved it, a name such as ``"sparse_categorical_crossentropy"``
+  included; sample weights; regularisation) in batches of
+  ``validation_batch_size``, so ``val_loss`` and the metrics equal
+  ``model.evaluate(x, y, sample_weight=w, batch_size=...)`` on one device.
 - Before training, the processes compare a digest of their data, settings,
   drawn shuffle seed and initial weights; any difference raises (a process
   resumed from another state, different data): never a silent mix.
@@ -175,12 +180,22 @@ def _local_values(variables):
     return values
 
 
+def _as_batch(array, device):
+    """A NumPy batch as Keras' data adapter feeds it (floats in ``floatx``), on ``device``."""
+    import jax
+
+    array = np.asarray(array)
+    if np.issubdtype(array.dtype, np.floating) and array.dtype != keras.backend.floatx():
+        array = array.astype(keras.backend.floatx())
+    return jax.device_put(array, device)
+
+
 #: ``{model: jitted inference call}``: one compilation per model and input shape.
 _CALLS = weakref.WeakKeyDictionary()
 
 
-def _predict_batches(model, x, batch_size):
-    """``(logits, [(batch size, sum of the model's losses)])`` of all of ``x``, locally."""
+def _predict_locally(model, x, batch_size):
+    """The model's outputs on all of ``x``, on this process' first device."""
     import jax
 
     trainable = _local_values(model.trainable_variables)
@@ -193,20 +208,15 @@ def _predict_batches(model, x, batch_size):
 
         @jax.jit
         def call(trainable, non_trainable, x):
-            outputs, _, losses = model.stateless_call(
-                trainable, non_trainable, x, training=False, return_losses=True
-            )
-            return outputs, sum(losses) if losses else 0.0
+            return model.stateless_call(trainable, non_trainable, x, training=False)[0]
 
         _CALLS[model] = call
-    logits, losses = [], []
+    logits = []
     with _no_distribution():
         for start in range(0, len(x), batch_size):
-            batch = jax.device_put(np.asarray(x[start : start + batch_size]), device)
-            outputs, loss = call(trainable, non_trainable, batch)
-            logits.append(np.asarray(outputs))
-            losses.append((len(batch), float(loss)))
-    return np.concatenate(logits), losses
+            batch = _as_batch(x[start : start + batch_size], device)
+            logits.append(np.asarray(call(trainable, non_trainable, batch)))
+    return np.concatenate(logits)
 
 
 def predict(model, x, batch_size=None):
@@ -233,7 +243,7 @@ def predict(model, x, batch_size=None):
     """
     if not active():
         return model.predict(x, batch_size=batch_size, verbose=0)
-    return _predict_batches(model, x, batch_size or 256)[0]
+    return _predict_locally(model, x, batch_size or 256)
 
 
 class _ProcessShare(keras.utils.PyDataset):
@@ -267,35 +277,83 @@ class _ProcessShare(keras.utils.PyDataset):
 
 
 class _ExactValidation(keras.callbacks.Callback):
-    """``val_loss`` and ``val_<metric>`` on every validation example, at each epoch's end."""
+    """``val_loss`` and ``val_<metric>`` on every validation example, at each epoch's end.
 
-    def __init__(self, x, y, batch_size):
+    Keras' own ``evaluate``, run on this process' first device: the model's
+    ``test_step`` (so the compiled loss as ``compile`` resolved it, a loss
+    given by name included, ``sample_weight``, ``weighted_metrics`` and the
+    regularisation losses, as Keras scores them) over batches of
+    ``batch_size``, the loss averaged over the batches weighted by their size,
+    the metrics read from their state. The metrics are reset first and the
+    other callbacks get ``on_test_*`` as in ``evaluate`` (``AlphaScheduler``
+    sets a scheduled ``alpha`` there).
+    """
+
+    def __init__(self, x, y, sample_weight, batch_size, callbacks):
         super().__init__()
-        self.x, self.y, self.batch_size = x, np.asarray(y), batch_size
+        self.x, self.y, self.sample_weight = x, y, sample_weight
+        self.batch_size = batch_size
+        self.others = callbacks
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
         model = self.model
-        logits, losses = _predict_batches(model, self.x, self.batch_size)
-        with _no_distribution():
-            loss = model.loss if callable(model.loss) else keras.losses.get(model.loss)
-            regularization = sum(n * v for n, v in losses) / len(self.y)
-            logs["val_loss"] = float(loss(self.y, logits)) + regularization
-            for metric in _compiled_metrics(model):
-                fresh = keras.metrics.deserialize(keras.metrics.serialize(metric))
-                fresh.update_state(self.y, logits)
-                logs[f"val_{metric.name}"] = float(fresh.result())
+        callbacks = keras.callbacks.CallbackList(
+            self.others, add_history=False, add_progbar=False, model=model
+        )
+        callbacks.on_test_begin()
+        model.reset_metrics()
+        scores = _evaluate_locally(
+            model, self.x, self.y, self.sample_weight, self.batch_size, callbacks
+        )
+        callbacks.on_test_end(scores)
+        logs.update({f"val_{name}": value for name, value in scores.items()})
 
 
-def _compiled_metrics(model):
-    metrics = []
-    for metric in model.metrics:
-        if metric.name == "loss":
-            continue
-        inner = getattr(metric, "metrics", None)
-        metrics.extend(inner if isinstance(inner, list) else [metric])
-    return metrics
+#: ``{model: jitted test step}``: one compilation per model and batch shape.
+_TEST_STEPS = weakref.WeakKeyDictionary()
+
+
+def _evaluate_locally(model, x, y, sample_weight, batch_size, callbacks):
+    """``model.evaluate(x, y, sample_weight=..., batch_size=...)``'s logs, on one local device.
+
+    From the current (replicated) variables, outside the distribution, with
+    ``callbacks``' ``on_test_batch_begin`` / ``_end`` around every step; the
+    model's metric variables are left as they are.
+    """
+    import jax
+
+    step = _TEST_STEPS.get(model)
+    if step is None:
+        step = jax.jit(model.test_step)
+        _TEST_STEPS[model] = step
+    device = jax.local_devices()[0]
+    state, logs = None, {}
+    with _no_distribution():
+        for index, start in enumerate(range(0, len(y), batch_size)):
+            rows = slice(start, start + batch_size)
+            data = (x[rows], y[rows]) + (() if sample_weight is None else (sample_weight[rows],))
+            data = tuple(_as_batch(part, device) for part in data)
+            callbacks.on_test_batch_begin(index)
+            if state is None:  # after the first callback, as Keras reads the state
+                state = tuple(
+                    jax.device_put(_local_values(variables), device)
+                    for variables in (
+                        model.trainable_variables,
+                        model.non_trainable_variables,
+                        model.metrics_variables,
+                    )
+                )
+            logs, state = step(state, data)
+            callbacks.on_test_batch_end(index, logs)
+        mapping = list(zip(model.metrics_variables, state[2]))
+        with keras.StatelessScope(state_mapping=mapping):
+            results = model.get_metrics_result()
+    # As Keras: the metrics' results unless a custom test_step logs other names.
+    if isinstance(logs, dict) and set(logs) != set(results):
+        results = logs
+    return {name: float(np.asarray(value)) for name, value in results.items()}
 
 
 def _digest(*parts):
@@ -313,7 +371,8 @@ def _check_processes_agree(model, x, y, settings, validation_data):
     from jax.experimental import multihost_utils
 
     weights = [np.asarray(v) for v in _local_values(model.trainable_variables)]
-    local = _digest(x, y, np.array(settings, dtype=np.int64), *(validation_data or ()), *weights)
+    validation = [a for a in validation_data or () if a is not None]
+    local = _digest(x, y, np.array(settings, dtype=np.int64), *validation, *weights)
     gathered = np.asarray(multihost_utils.process_allgather(local))
     differing = [i for i in range(len(gathered)) if not np.array_equal(gathered[i], gathered[0])]
     if differing:
@@ -325,6 +384,28 @@ def _check_processes_agree(model, x, y, settings, validation_data):
         )
 
 
+def _unpack_validation(validation_data):
+    """``(x, y, sample_weight or None)`` as NumPy arrays from ``(x, y)`` or ``(x, y, w)``."""
+    if validation_data is None:
+        return None
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+        raise ValueError(
+            "Invalid value for argument `validation_data`: data-parallel fit takes NumPy "
+            "`(x, y)` or `(x, y, sample_weight)`. "
+            f"Received: validation_data of type {type(validation_data).__name__}"
+        )
+    x_val, y_val, weight = keras.utils.unpack_x_y_sample_weight(tuple(validation_data))
+    x_val, y_val = np.asarray(x_val), np.asarray(y_val)
+    if weight is not None:
+        weight = np.asarray(weight)
+    if not len(y_val) or any(len(a) != len(y_val) for a in (x_val, weight) if a is not None):
+        raise ValueError(
+            "Invalid value for argument `validation_data`: x, y and sample_weight must hold "
+            f"the same number (>= 1) of rows. Received: {[len(a) for a in validation_data]}"
+        )
+    return x_val, y_val, weight
+
+
 def fit(model, x=None, y=None, epochs=1, batch_size=None, **kwargs):
     """Train ``model`` on NumPy ``(x, y)``; data-parallel when ``data_parallel`` is active.
 
@@ -332,9 +413,10 @@ def fit(model, x=None, y=None, epochs=1, batch_size=None, **kwargs):
     epochs=epochs, batch_size=batch_size, **kwargs)``. Under it (see the
     module's notes): seeded per-epoch shuffle, ``len(x) // batch_size`` full
     global batches per epoch (the rest dropped), each process feeding its share
-    of each batch; ``validation_data`` is scored on every example at the end
-    of each epoch (``val_loss`` and ``val_<metric>`` in the logs, before any
-    other callback sees them).
+    of each batch; ``validation_data`` (``(x, y)`` or ``(x, y,
+    sample_weight)``) is scored on every example at the end of each epoch as
+    ``model.evaluate`` scores it on one device (``val_loss`` and
+    ``val_<metric>`` in the logs, before any other callback sees them).
 
     Args:
         model: A compiled Keras model (logits or probabilities, one output).
@@ -351,8 +433,8 @@ def fit(model, x=None, y=None, epochs=1, batch_size=None, **kwargs):
 
     Raises:
         ValueError: naming ``batch_size`` when it does not split over the
-            devices or exceeds the data, naming other ``model.fit`` arguments
-            under ``DataParallel``.
+            devices or exceeds the data, ``validation_data`` when it is not
+            such a tuple, other ``model.fit`` arguments under ``DataParallel``.
 
     Example:
     >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
@@ -388,7 +470,7 @@ def fit(model, x=None, y=None, epochs=1, batch_size=None, **kwargs):
             f"Invalid value for argument `batch_size`: data-parallel training keeps full "
             f"batches only, and the data have {len(y)} examples. Received: batch_size={batch_size}"
         )
-    validation_data = kwargs.pop("validation_data", None)
+    validation_data = _unpack_validation(kwargs.pop("validation_data", None))
     validation_batch_size = kwargs.pop("validation_batch_size", None) or batch_size
     shuffle = kwargs.pop("shuffle", True)
     callbacks = list(kwargs.pop("callbacks", None) or [])
@@ -398,7 +480,7 @@ def fit(model, x=None, y=None, epochs=1, batch_size=None, **kwargs):
         settings = [epochs, batch_size, validation_batch_size, int(bool(shuffle)), seed]
         _check_processes_agree(model, x, y, settings, validation_data)
     if validation_data is not None:
-        x_val, y_val = validation_data
-        callbacks.insert(0, _ExactValidation(np.asarray(x_val), y_val, validation_batch_size))
+        validation = _ExactValidation(*validation_data, validation_batch_size, list(callbacks))
+        callbacks.insert(0, validation)
     share = _ProcessShare(x, y, batch_size, shuffle, seed, processes, jax.process_index())
     return model.fit(share, epochs=epochs, callbacks=callbacks, **kwargs)

@@ -6,12 +6,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_label_relaxation import _numerics
-from keras_label_relaxation.metrics.calibration_error import (
-    _bin_sums,
-    _check_num_bins,
-    _ece_from_bins,
-)
+from keras_label_relaxation import _numerics, _validation
+from keras_label_relaxation.metrics import functional
 
 #: The paper's temperature grid (results.json, "grids" / "temperature").
 PAPER_TEMPERATURE_GRID = (
@@ -89,7 +85,7 @@ def _rows_are_distributions(values):
     sums = values.sum(axis=-1)
     return bool(
         ((values >= 0) & (values <= 1)).all()
-        and (np.abs(sums - 1.0) <= _numerics.DISTRIBUTION_TOLERANCE).all()
+        and (np.abs(sums - 1.0) <= _validation.DISTRIBUTION_TOLERANCE).all()
     )
 
 
@@ -115,7 +111,7 @@ def _logits_of(outputs, from_logits):
         raise ValueError(
             "Invalid value for argument `logits`: with `from_logits=False` every row must "
             "hold probabilities in [0, 1] summing to 1 (within "
-            f"{_numerics.DISTRIBUTION_TOLERANCE}); these look like logits. Use "
+            f"{_validation.DISTRIBUTION_TOLERANCE}); these look like logits. Use "
             "`TemperatureScaling(from_logits=True)` (or `calibrate(..., from_logits=True)`)."
         )
     return ops.convert_to_numpy(_numerics.log_probabilities(outputs, from_logits=False))
@@ -133,7 +129,8 @@ def _fit_grid(shifted, labels, weights, grid, num_bins):
     eces = []
     for t in grid:
         confidence = 1.0 / ops.sum(ops.exp(shifted / t), axis=-1)
-        eces.append(float(_ece_from_bins(*_bin_sums(confidence, correct, weights, num_bins))))
+        n, s, a, _ = functional.bin_sums(confidence, correct, weights, num_bins)
+        eces.append(float(functional.binned_error(n, s, a, "l1")))
     return grid[int(np.argmin(eces))]
 
 
@@ -295,7 +292,9 @@ class TemperatureScaling(keras.layers.Layer):
             grid = tuple(_check_temperature(t) for t in grid)
             if not grid:
                 raise ValueError("Invalid value for argument `grid`: it is empty.")
-            temperature = _fit_grid(z, labels, weights, grid, _check_num_bins(num_bins))
+            temperature = _fit_grid(
+                z, labels, weights, grid, _validation.check_integer(num_bins, "num_bins", 1)
+            )
         else:
             temperature = _fit_nll(z, labels, weights)
         self.set_temperature(temperature)

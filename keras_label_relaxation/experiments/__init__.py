@@ -22,7 +22,7 @@ from keras_label_relaxation.experiments.outputs import (
 from keras_label_relaxation.experiments.paper import PaperLearningRate, paper_sgd
 from keras_label_relaxation.experiments.ranks import average_ranks, competition_ranks
 from keras_label_relaxation.experiments.reproduction import Reproduction, reproduce
-from keras_label_relaxation.experiments.uncertainty import bootstrap_intervals
+from keras_label_relaxation.experiments.summary import comparison_marks, summarise
 
 __all__ = [
     "DEFAULT_LOSSES",
@@ -34,8 +34,8 @@ __all__ = [
     "PaperLearningRate",
     "Reproduction",
     "average_ranks",
-    "bootstrap_intervals",
     "compare",
+    "comparison_marks",
     "competition_ranks",
     "evaluate_logits",
     "format_mean_std",
@@ -44,5 +44,6 @@ __all__ = [
     "reliability_figure",
     "reproduce",
     "smoothed_reliability",
+    "summarise",
     "top_label_outcomes",
 ]

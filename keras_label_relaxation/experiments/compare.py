@@ -46,11 +46,10 @@ from keras_label_relaxation.experiments.evaluation import (
     evaluate_logits,
     top_label_outcomes,
 )
-from keras_label_relaxation.experiments.outputs import ComparisonResults, write_outputs
+from keras_label_relaxation.experiments.outputs import write_outputs
 from keras_label_relaxation.experiments.paper import paper_sgd
-from keras_label_relaxation.experiments.ranks import average_ranks
 from keras_label_relaxation.experiments.store import RunStore, write_atomically
-from keras_label_relaxation.experiments.uncertainty import bootstrap_intervals
+from keras_label_relaxation.experiments.summary import summarise
 from keras_label_relaxation.losses.registry import LOSS_PARAMETERS, canonical_loss_name
 from keras_label_relaxation.tuning import (
     LossHyperModel,
@@ -159,7 +158,8 @@ def compare(
         metrics: The table's score columns, from ``experiments.METRICS``
             (default: accuracy, ECE, NLL, Brier). Every score is computed and
             kept in ``results.json`` either way; accuracy and ECE carry 95%
-            bootstrap intervals and marks for losses that differ from LR.
+            intervals and, with two seeds or more, marks for losses that differ
+            from LR (``experiments.summary``).
         lease_seconds: In a distributed run, a worker silent this long (no
             heartbeat) loses its unit to the next worker that asks.
 
@@ -253,9 +253,14 @@ def compare(
         outcomes.setdefault(_label(n), {})[s] = store.outcomes(s, _label(n))
     if any(o is None for per_seed in outcomes.values() for o in per_seed.values()):
         outcomes = None  # a unit from a run before outcomes were kept: no intervals, no figure
-    results = _summarise(
-        data.name, optimize_for, [store.done[(s, _label(n))] for s, n in units], augment, outcomes
-    )
+    if test_fraction is not None:
+        test_train_ratio = float(test_fraction) / (1.0 - float(test_fraction))
+    else:
+        test_train_ratio = len(data.y_test) / len(data.y_train)
+    results = summarise(
+        data.name, optimize_for, [store.done[(s, _label(n))] for s, n in units], augment,
+        outcomes, test_train_ratio=test_train_ratio,
+    )  # fmt: skip
     results.metrics = metrics
     write_outputs(out_dir, results, outcomes)
     return results
@@ -590,35 +595,3 @@ def _run_as_chief(run, units, store, key, lease_seconds, progress):
     chief.run()
     if oracle.error is not None:
         raise oracle.error
-
-
-def _summarise(dataset, optimize_for, records, augment=False, outcomes=None):
-    by_loss = {}
-    for record in records:
-        by_loss.setdefault(record["loss"], []).append(record)
-    summary = []
-    for label, group in by_loss.items():
-        row = {"loss": label, "seeds": len(group), "param_name": group[0]["param_name"]}
-        row["params"] = [r["param"] for r in group if r["param"] is not None]
-        for metric in METRICS:
-            if any(r.get(metric) is None for r in group):  # a run from before it was kept
-                row[metric] = row[f"{metric}_std"] = None
-                continue
-            values = np.array([r[metric] for r in group])
-            row[metric] = float(values.mean())
-            # One seed has no spread: None, not a standard deviation of 0.
-            row[f"{metric}_std"] = float(values.std()) if len(values) > 1 else None
-        summary.append(row)
-    if outcomes:
-        intervals = bootstrap_intervals(outcomes)
-        for row in summary:
-            row.update(intervals[row["loss"]])
-    for metric, higher in (("accuracy", True), ("ece", False)):
-        ranks = average_ranks(
-            [{"dataset": dataset, "loss": r["loss"], metric: r[metric]} for r in summary],
-            metric,
-            higher_is_better=higher,
-        )
-        for row in summary:
-            row[f"rank_{metric}"] = ranks[row["loss"]]
-    return ComparisonResults(dataset, optimize_for, records, summary, augment)

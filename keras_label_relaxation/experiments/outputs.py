@@ -6,10 +6,10 @@ import os
 import warnings
 
 import numpy as np
+from keras import ops
 
 from keras_label_relaxation.experiments.evaluation import METRICS, NUM_BINS, TABLE_METRICS
-from keras_label_relaxation.experiments.uncertainty import CONFIDENCE_LEVEL, N_BOOTSTRAP, REFERENCE
-from keras_label_relaxation.metrics import ExpectedCalibrationError
+from keras_label_relaxation.metrics import ExpectedCalibrationError, functional, statistics
 from keras_label_relaxation.metrics.reliability import reliability_diagram
 
 
@@ -28,15 +28,20 @@ def format_mean_std(mean, std=None):
 
 
 def format_score(row, metric):
-    """A summary cell: mean (± std over seeds), the bootstrap interval and a mark if it differs
-    from LR.
+    """A summary cell: mean (± std over seeds), the interval and a mark if it differs from LR;
+    ``diverged`` for a loss whose scores are NaN.
 
     Example:
     >>> row = {"ece": 0.0512, "ece_std": None, "ece_ci": (0.041, 0.062), "ece_differs": True}
     >>> format_score(row, "ece")
     '0.051 [0.041, 0.062] *'
+    >>> format_score({"ece": float("nan"), "diverged": True}, "ece")
+    'diverged'
     """
-    text = format_mean_std(row.get(metric), row.get(f"{metric}_std"))
+    value = row.get(metric)
+    if row.get("diverged") and (value is None or not np.isfinite(value)):
+        return "diverged"
+    text = format_mean_std(value, row.get(f"{metric}_std"))
     interval = row.get(f"{metric}_ci")
     if interval is not None and np.isfinite(interval).all():
         text += f" [{interval[0]:.3f}, {interval[1]:.3f}]"
@@ -46,14 +51,41 @@ def format_score(row, metric):
 
 
 def interval_note(summary):
-    """The footnote of a table whose cells carry intervals (empty without them)."""
-    if not any(row.get("ece_ci") is not None for row in summary):
-        return ""
-    return (
-        f"Brackets: {100 * CONFIDENCE_LEVEL:g}% basic bootstrap intervals over the test examples "
-        f"({N_BOOTSTRAP} resamples, pooled over seeds); *: differs from {REFERENCE} "
-        "(paired bootstrap on the same examples)."
+    """The table's footnote: what the brackets cover and what a ``*`` means, one sentence each.
+
+    Example:
+    >>> note = interval_note([{"loss": "LR", "seeds": 1, "ece_ci": (0.0, 0.02)}])
+    >>> [line[:28] for line in note.splitlines()]
+    ['Brackets: 95% intervals over', 'With 1 seed no comparison ac']
+    """
+    lines = []
+    if any(row.get("ece_ci") is not None for row in summary):
+        lines.append(
+            "Brackets: 95% intervals over the test examples of these trained models: accuracy "
+            "(Wilson) covers their true accuracy, ECE covers their true 15-bin ECE (its value "
+            "on infinitely many test examples; the estimate itself is biased upward)."
+        )
+    seeds = max((row.get("seeds", 1) for row in summary), default=1)
+    tests = sum(
+        1
+        for row in summary
+        for metric in ("accuracy", "ece")
+        if row.get(f"{metric}_p") is not None and np.isfinite(row[f"{metric}_p"])
     )
+    if seeds < 2:
+        lines.append(
+            f"With {seeds} seed no comparison across training runs is possible, so no loss is "
+            "marked; run several seeds (`--seeds 5`) for a verdict."
+        )
+    elif tests:
+        lines.append(
+            f"*: differs from LR (paired t-test over the {seeds} seeds, the training runs, with "
+            f"Nadeau-Bengio's correction; Holm-adjusted over the {tests} comparisons of this "
+            "table, family-wise false-positive rate at most 5%)."
+        )
+    if any(row.get("diverged") for row in summary):
+        lines.append("diverged: the loss' scores are NaN (a diverged run); it ranks last.")
+    return "\n".join(lines)
 
 
 @dataclasses.dataclass
@@ -168,23 +200,26 @@ def smoothed_reliability(confidence, correct, bandwidth, n_bootstrap=CURVE_BOOTS
     confidence = np.asarray(confidence, dtype=np.float64)
     correct = np.asarray(correct, dtype=np.float64)
     points = np.linspace(0.0, 1.0, CURVE_POINTS)
-    kernel = sum(
-        np.exp(-0.5 * ((points[:, None] - image[None, :]) / bandwidth) ** 2)
-        for image in (confidence, -confidence, 2.0 - confidence)
-    )
+    kernel = ops.convert_to_numpy(
+        functional.reflected_kernel(
+            ops.convert_to_tensor(points), ops.convert_to_tensor(confidence), bandwidth
+        )
+    ).astype(np.float64)
     curve = _ratio(kernel @ correct, kernel @ np.ones_like(correct))
-    rng = np.random.default_rng(seed)
-    n, replicates = len(confidence), []
-    for start in range(0, n_bootstrap, 50):
-        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=min(50, n_bootstrap - start))
-        replicates.append(_ratio((counts * correct) @ kernel.T, counts @ kernel.T))
-    tail = 50.0 * (1.0 - CONFIDENCE_LEVEL)
+    replicates = statistics.bootstrap_replicates(
+        lambda counts: _ratio((counts[0] * correct) @ kernel.T, counts[0] @ kernel.T),
+        [len(confidence)],
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        chunk=50,
+    )
+    tail = 50.0 * (1.0 - statistics.CONFIDENCE_LEVEL)
     with warnings.catch_warnings():  # a point no replicate reaches: NaN, masked below
         warnings.simplefilter("ignore", RuntimeWarning)
-        low, high = np.nanpercentile(np.concatenate(replicates), [tail, 100.0 - tail], axis=0)
+        low, high = np.nanpercentile(replicates, [tail, 100.0 - tail], axis=0)
     unsupported = kernel.sum(-1) < CURVE_MIN_SUPPORT
     curve, low, high = (np.where(unsupported, np.nan, v) for v in (curve, low, high))
-    density = kernel.sum(-1) / (n * bandwidth * np.sqrt(2.0 * np.pi))
+    density = kernel.sum(-1) / (len(confidence) * bandwidth * np.sqrt(2.0 * np.pi))
     return points, curve, low, high, density
 
 
@@ -218,9 +253,15 @@ def reliability_figure(results, outcomes):
         if not np.isfinite(confidence).all():
             top.text(0.5, 0.5, "diverged", ha="center")
             continue
-        bins = np.minimum((confidence * NUM_BINS).astype(int), NUM_BINS - 1)
-        count = np.bincount(bins, minlength=NUM_BINS)
-        hits = np.bincount(bins, weights=correct.astype(float), minlength=NUM_BINS)
+        count, _, hits, _ = (
+            ops.convert_to_numpy(v)
+            for v in functional.bin_sums(
+                ops.convert_to_tensor(confidence),
+                ops.convert_to_tensor(correct.astype(np.float64)),
+                ops.convert_to_tensor(np.ones_like(confidence)),
+                NUM_BINS,
+            )
+        )
         accuracy = np.divide(hits, count, out=np.zeros(NUM_BINS), where=count > 0)
         top.bar(edges[:-1], accuracy, width=1.0 / NUM_BINS, align="edge", color="tab:blue",
                 alpha=0.35, edgecolor="black", label="binned accuracy")  # fmt: skip

@@ -1,17 +1,27 @@
 """The paper's average-rank rule."""
 
+import math
+
 import numpy as np
 
 
 def competition_ranks(values, higher_is_better):
     """Rank ``{name: value}``: 1 is best, ties share the best rank (1, 2, 2, 2, 5).
 
+    A NaN (or ``None``) value, a diverged run, ranks last, after every number;
+    several NaNs share that rank.
+
     Example:
     >>> competition_ranks({"a": 0.9, "b": 0.8, "c": 0.8, "d": 0.7}, higher_is_better=True)
     {'a': 1, 'b': 2, 'c': 2, 'd': 4}
+    >>> competition_ranks({"CE": 0.03, "CP": float("nan"), "LR": 0.01}, higher_is_better=False)
+    {'CE': 2, 'CP': 3, 'LR': 1}
     """
     sign = -1.0 if higher_is_better else 1.0
-    keys = {name: sign * float(value) for name, value in values.items()}
+    keys = {
+        name: sign * float(value) if value is not None and math.isfinite(value) else math.inf
+        for name, value in values.items()
+    }
     return {name: 1 + sum(other < key for other in keys.values()) for name, key in keys.items()}
 
 

@@ -15,7 +15,7 @@ they are. This module adds the rest:
 import keras
 from keras import ops
 
-from keras_label_relaxation import _numerics
+from keras_label_relaxation import _numerics, _validation
 from keras_label_relaxation.losses._base import FunctionLoss
 
 _SERIALIZABLE = keras.saving.register_keras_serializable(package="keras_label_relaxation")
@@ -24,17 +24,17 @@ _SERIALIZABLE = keras.saving.register_keras_serializable(package="keras_label_re
 def _sparse_inputs(y_true, y_pred, from_logits, validate_args):
     """``(labels, valid, y_pred)``: invalid ids (and, from probabilities, prediction rows
     that are not distributions) get NaN losses."""
-    y_pred, rows_valid = _numerics.predictions(y_pred, from_logits, validate_args)
-    labels, valid = _numerics.sparse_targets(y_true, y_pred, validate_args)
-    return labels, _numerics.all_valid(valid, rows_valid), y_pred
+    y_pred, rows_valid = _validation.predictions(y_pred, from_logits, validate_args)
+    labels, valid = _validation.sparse_targets(y_true, y_pred, validate_args)
+    return labels, _validation.all_valid(valid, rows_valid), y_pred
 
 
 def _dense_inputs(y_true, y_pred, from_logits, validate_args):
     """``(rows, valid, y_pred)``: target rows (and, from probabilities, prediction rows)
     that are not distributions get NaN losses."""
-    y_pred, rows_valid = _numerics.predictions(y_pred, from_logits, validate_args)
-    y_true, valid = _numerics.dense_targets(y_true, y_pred, validate_args)
-    return y_true, _numerics.all_valid(valid, rows_valid), y_pred
+    y_pred, rows_valid = _validation.predictions(y_pred, from_logits, validate_args)
+    y_true, valid = _validation.dense_targets(y_true, y_pred, validate_args)
+    return y_true, _validation.all_valid(valid, rows_valid), y_pred
 
 
 def sparse_label_smoothing(y_true, y_pred, alpha=0.1, from_logits=False, validate_args=False):
@@ -64,12 +64,12 @@ def sparse_label_smoothing(y_true, y_pred, alpha=0.1, from_logits=False, validat
     >>> np.round(np.asarray(sparse_label_smoothing([0], logits, 0.1, from_logits=True)), 4)
     array([0.3913], dtype=float32)
     """
-    alpha = _numerics.check_probability_parameter(alpha, "alpha")
+    alpha = _validation.check_probability_parameter(alpha, "alpha")
     labels, valid, y_pred = _sparse_inputs(y_true, y_pred, from_logits, validate_args)
     log_p = _numerics.log_probabilities(y_pred, from_logits)
     nll = -_numerics.gather_class(log_p, labels)
     loss = (1.0 - alpha) * nll - alpha * _numerics.mean(log_p, axis=-1)
-    return _numerics.nan_where_invalid(loss, valid)
+    return _validation.nan_where_invalid(loss, valid)
 
 
 def _entropy(log_p):
@@ -102,11 +102,11 @@ def confidence_penalty(y_true, y_pred, beta=1.0, from_logits=False, validate_arg
     >>> np.round(np.asarray(confidence_penalty(y_true, logits, 0.5, from_logits=True)), 4)
     array([-0.0695], dtype=float32)
     """
-    beta = _numerics.check_non_negative_parameter(beta, "beta")
+    beta = _validation.check_non_negative_parameter(beta, "beta")
     y_true, valid, y_pred = _dense_inputs(y_true, y_pred, from_logits, validate_args)
     log_p = _numerics.log_probabilities(y_pred, from_logits)
     loss = -ops.sum(y_true * log_p, axis=-1) - beta * _entropy(log_p)
-    return _numerics.nan_where_invalid(loss, valid)
+    return _validation.nan_where_invalid(loss, valid)
 
 
 def sparse_confidence_penalty(y_true, y_pred, beta=1.0, from_logits=False, validate_args=False):
@@ -129,11 +129,11 @@ def sparse_confidence_penalty(y_true, y_pred, beta=1.0, from_logits=False, valid
     >>> np.round(np.asarray(sparse_confidence_penalty([0], logits, 0.5, from_logits=True)), 4)
     array([-0.0695], dtype=float32)
     """
-    beta = _numerics.check_non_negative_parameter(beta, "beta")
+    beta = _validation.check_non_negative_parameter(beta, "beta")
     labels, valid, y_pred = _sparse_inputs(y_true, y_pred, from_logits, validate_args)
     log_p = _numerics.log_probabilities(y_pred, from_logits)
     loss = -_numerics.gather_class(log_p, labels) - beta * _entropy(log_p)
-    return _numerics.nan_where_invalid(loss, valid)
+    return _validation.nan_where_invalid(loss, valid)
 
 
 def sparse_categorical_focal_crossentropy(
@@ -167,8 +167,8 @@ def sparse_categorical_focal_crossentropy(
     >>> np.round(np.asarray(loss), 4)
     array([0.0111], dtype=float32)
     """
-    alpha = _numerics.check_non_negative_parameter(alpha, "alpha")
-    gamma = _numerics.check_non_negative_parameter(gamma, "gamma")
+    alpha = _validation.check_non_negative_parameter(alpha, "alpha")
+    gamma = _validation.check_non_negative_parameter(gamma, "gamma")
     labels, valid, y_pred = _sparse_inputs(y_true, y_pred, from_logits, validate_args)
     log_p_y = -_numerics.cross_entropy(labels, y_pred, from_logits, sparse=True)
     one_minus_p = -ops.expm1(log_p_y)
@@ -177,7 +177,7 @@ def sparse_categorical_focal_crossentropy(
     # gamma as a tensor of the compute dtype: Keras' torch backend rounds a Python float
     # exponent to float32 (gamma=0.1 would carry a 1.5e-8 relative error).
     gamma = ops.convert_to_tensor(gamma, dtype=one_minus_p.dtype)
-    return _numerics.nan_where_invalid(-alpha * ops.power(one_minus_p, gamma) * log_p_y, valid)
+    return _validation.nan_where_invalid(-alpha * ops.power(one_minus_p, gamma) * log_p_y, valid)
 
 
 @_SERIALIZABLE
@@ -218,7 +218,7 @@ class SparseLabelSmoothing(FunctionLoss):
             name=name,
             reduction=reduction,
             dtype=dtype,
-            alpha=_numerics.check_probability_parameter(alpha, "alpha"),
+            alpha=_validation.check_probability_parameter(alpha, "alpha"),
             from_logits=bool(from_logits),
             validate_args=bool(validate_args),
         )
@@ -260,7 +260,7 @@ class ConfidencePenalty(FunctionLoss):
             name=name,
             reduction=reduction,
             dtype=dtype,
-            beta=_numerics.check_non_negative_parameter(beta, "beta"),
+            beta=_validation.check_non_negative_parameter(beta, "beta"),
             from_logits=bool(from_logits),
             validate_args=bool(validate_args),
         )
@@ -300,7 +300,7 @@ class SparseConfidencePenalty(FunctionLoss):
             name=name,
             reduction=reduction,
             dtype=dtype,
-            beta=_numerics.check_non_negative_parameter(beta, "beta"),
+            beta=_validation.check_non_negative_parameter(beta, "beta"),
             from_logits=bool(from_logits),
             validate_args=bool(validate_args),
         )
@@ -345,8 +345,8 @@ class SparseCategoricalFocalCrossentropy(FunctionLoss):
             name=name,
             reduction=reduction,
             dtype=dtype,
-            alpha=_numerics.check_non_negative_parameter(alpha, "alpha"),
-            gamma=_numerics.check_non_negative_parameter(gamma, "gamma"),
+            alpha=_validation.check_non_negative_parameter(alpha, "alpha"),
+            gamma=_validation.check_non_negative_parameter(gamma, "gamma"),
             from_logits=bool(from_logits),
             validate_args=bool(validate_args),
         )

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_label_relaxation import _numerics
+from keras_label_relaxation import _numerics, _validation
 from keras_label_relaxation.losses._base import RelaxationLoss
 
 
@@ -51,11 +51,11 @@ def binary_label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False, valida
     in_range = None
     if not from_logits:
         in_range = ops.all(ops.logical_and(y_pred >= 0.0, y_pred <= 1.0), axis=-1)
-    _numerics.check_dense_shapes(y_true, y_pred)
-    alpha, alpha_valid = _numerics.prepare_alpha(alpha, y_pred.dtype, validate_args=validate_args)
+    _validation.check_dense_shapes(y_true, y_pred)
+    alpha, alpha_valid = _validation.prepare_alpha(alpha, y_pred.dtype, validate_args=validate_args)
     if validate_args:
-        _numerics.check_binary_targets(y_true)
-    valid = _numerics.all_valid(
+        _validation.check_binary_targets(y_true)
+    valid = _validation.all_valid(
         ops.all(ops.logical_or(ops.equal(y_true, 0.0), ops.equal(y_true, 1.0)), axis=-1),
         alpha_valid,
         in_range,
@@ -64,7 +64,7 @@ def binary_label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False, valida
         alpha = ops.expand_dims(alpha, axis=-1)
     log_p = -ops.binary_crossentropy(y_true, y_pred, from_logits=from_logits)
     loss = _numerics.mean(_numerics.relax_log_probability(log_p, alpha), axis=-1)
-    return _numerics.nan_where_invalid(loss, valid)
+    return _validation.nan_where_invalid(loss, valid)
 
 
 @keras.saving.register_keras_serializable(package="keras_label_relaxation")

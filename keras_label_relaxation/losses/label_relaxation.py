@@ -16,7 +16,7 @@ one-hot ``q``.
 import keras
 from keras import ops
 
-from keras_label_relaxation import _numerics
+from keras_label_relaxation import _numerics, _validation
 from keras_label_relaxation.losses._base import RelaxationLoss
 
 _SERIALIZABLE = keras.saving.register_keras_serializable(package="keras_label_relaxation")
@@ -128,9 +128,9 @@ def label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False, validate_args
     Reference: Lienen & Huellermeier, "From Label Smoothing to Label
     Relaxation", AAAI 2021, equations (5) and (6).
     """
-    y_pred, rows_valid = _numerics.predictions(y_pred, from_logits, validate_args)
-    y_true, valid = _numerics.dense_targets(y_true, y_pred, validate_args)
-    alpha, alpha_valid = _numerics.prepare_alpha(alpha, y_pred.dtype, validate_args=validate_args)
+    y_pred, rows_valid = _validation.predictions(y_pred, from_logits, validate_args)
+    y_true, valid = _validation.dense_targets(y_true, y_pred, validate_args)
+    alpha, alpha_valid = _validation.prepare_alpha(alpha, y_pred.dtype, validate_args=validate_args)
 
     def soft():
         log_p = _numerics.log_probabilities(y_pred, from_logits)
@@ -141,7 +141,9 @@ def label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False, validate_args
 
     is_one_hot = ops.all(ops.logical_or(ops.equal(y_true, 0.0), ops.equal(y_true, 1.0)))
     loss = ops.cond(is_one_hot, one_hot, soft)
-    return _numerics.nan_where_invalid(loss, _numerics.all_valid(valid, rows_valid, alpha_valid))
+    return _validation.nan_where_invalid(
+        loss, _validation.all_valid(valid, rows_valid, alpha_valid)
+    )
 
 
 def sparse_label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False, validate_args=False):
@@ -184,12 +186,14 @@ def sparse_label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False, valida
 
     Reference: Lienen & Huellermeier, AAAI 2021, equation (6).
     """
-    y_pred, rows_valid = _numerics.predictions(y_pred, from_logits, validate_args)
-    labels, valid = _numerics.sparse_targets(y_true, y_pred, validate_args)
-    alpha, alpha_valid = _numerics.prepare_alpha(alpha, y_pred.dtype, validate_args=validate_args)
+    y_pred, rows_valid = _validation.predictions(y_pred, from_logits, validate_args)
+    labels, valid = _validation.sparse_targets(y_true, y_pred, validate_args)
+    alpha, alpha_valid = _validation.prepare_alpha(alpha, y_pred.dtype, validate_args=validate_args)
     log_p_y = -_numerics.cross_entropy(labels, y_pred, from_logits, sparse=True)
     loss = _numerics.relax_log_probability(log_p_y, alpha)
-    return _numerics.nan_where_invalid(loss, _numerics.all_valid(valid, rows_valid, alpha_valid))
+    return _validation.nan_where_invalid(
+        loss, _validation.all_valid(valid, rows_valid, alpha_valid)
+    )
 
 
 @_SERIALIZABLE

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_label_relaxation import _numerics
+from keras_label_relaxation import _validation
 
 _SERIALIZABLE = keras.saving.register_keras_serializable(package="keras_label_relaxation")
 
@@ -57,7 +57,7 @@ def alpha_targets(target, alpha):
             "Argument `alpha` must hold one value per example, shape "
             f"({len(target)},). Received: alpha.shape={values.shape}"
         )
-    _numerics.check_probability_entries(values, "alpha")
+    _validation.check_probability_entries(values, "alpha")
     return {TARGET_KEY: target, ALPHA_KEY: values.astype(np.float32)}
 
 
@@ -184,4 +184,4 @@ def check_alpha_argument(alpha):
                 f"Received: alpha={alpha!r}"
             )
         return alpha
-    return _numerics.check_probability_parameter(alpha, "alpha")
+    return _validation.check_probability_parameter(alpha, "alpha")

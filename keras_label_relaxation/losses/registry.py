@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_label_relaxation import _numerics
+from keras_label_relaxation import _validation
 from keras_label_relaxation.losses.baselines import (
     ConfidencePenalty,
     SparseCategoricalFocalCrossentropy,
@@ -98,14 +98,14 @@ def get_loss(name, param=None, sparse=False, from_logits=False):
         cls = SparseLabelRelaxation if sparse else LabelRelaxation
         return cls(alpha=param, from_logits=from_logits)
     if name == "label_smoothing":
-        alpha = _numerics.check_probability_parameter(param, "alpha")
+        alpha = _validation.check_probability_parameter(param, "alpha")
         if sparse:
             return SparseLabelSmoothing(alpha=alpha, from_logits=from_logits)
         return keras.losses.CategoricalCrossentropy(label_smoothing=alpha, from_logits=from_logits)
     if name == "confidence_penalty":
         cls = SparseConfidencePenalty if sparse else ConfidencePenalty
         return cls(beta=param, from_logits=from_logits)
-    gamma = _numerics.check_non_negative_parameter(param, "gamma")
+    gamma = _validation.check_non_negative_parameter(param, "gamma")
     if sparse:
         return SparseCategoricalFocalCrossentropy(alpha=1.0, gamma=gamma, from_logits=from_logits)
     return keras.losses.CategoricalFocalCrossentropy(

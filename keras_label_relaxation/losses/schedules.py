@@ -11,11 +11,16 @@ its ``result()`` puts ``alpha`` (``val_alpha``) into ``History`` and
 TensorBoard. ``AlphaScheduler``, a callback, sets it at the start of every
 epoch from the schedule and refuses to run when the state is not compiled in.
 
-Until a scheduler (or ``set_epoch``) has set it, ``alpha`` is NaN, so a
-scheduled loss used without its callback gives NaN, never a finite loss at a
-value nobody chose. The state remembers its epoch through
-``get_config``: a saved and reloaded model evaluates at the ``alpha`` it
-trained with last.
+``alpha`` is NaN at the start of every ``fit`` and ``evaluate`` that has no
+``AlphaScheduler`` among its callbacks (``AlphaState.reset_state``, which Keras
+calls there, sets it to NaN), so a scheduled loss used without its callback
+gives NaN, never a finite loss at a value nobody chose for that run: not the
+last epoch's ``alpha`` of an earlier ``fit`` (``initial_epoch=`` resumed
+without the callback), nor that of a reloaded model. Only ``set_epoch``
+called by hand holds a value outside the scheduler (until a scheduled
+``fit`` takes over). The state remembers its last epoch through
+``get_config``: ``evaluate(..., callbacks=[AlphaScheduler()])`` of a saved and
+reloaded model is at the ``alpha`` it trained with last.
 
 Schedules are functions of the epoch ``e`` (0-based), evaluated on the host:
 
@@ -37,7 +42,7 @@ import math
 import keras
 from keras import ops
 
-from keras_label_relaxation import _numerics
+from keras_label_relaxation import _validation
 
 _SERIALIZABLE = keras.saving.register_keras_serializable(package="keras_label_relaxation")
 
@@ -66,7 +71,7 @@ class AlphaSchedule:
     def __init__(self, warmup_epochs=0, warmup_alpha=None):
         self.warmup_epochs = _check_epochs(warmup_epochs, "warmup_epochs", 0)
         if self.warmup_epochs > 0 or warmup_alpha is not None:
-            warmup_alpha = _numerics.check_probability_parameter(warmup_alpha, "warmup_alpha")
+            warmup_alpha = _validation.check_probability_parameter(warmup_alpha, "warmup_alpha")
         self.warmup_alpha = warmup_alpha
 
     def value(self, epoch):
@@ -99,7 +104,7 @@ class ConstantAlpha(AlphaSchedule):
 
     def __init__(self, alpha, warmup_epochs=0, warmup_alpha=None):
         super().__init__(warmup_epochs, warmup_alpha)
-        self.alpha = _numerics.check_probability_parameter(alpha, "alpha")
+        self.alpha = _validation.check_probability_parameter(alpha, "alpha")
 
     def value(self, epoch):
         return self.alpha
@@ -119,8 +124,8 @@ class LinearAlpha(AlphaSchedule):
 
     def __init__(self, start, end, epochs, warmup_epochs=0, warmup_alpha=None):
         super().__init__(warmup_epochs, warmup_alpha)
-        self.start = _numerics.check_probability_parameter(start, "start")
-        self.end = _numerics.check_probability_parameter(end, "end")
+        self.start = _validation.check_probability_parameter(start, "start")
+        self.end = _validation.check_probability_parameter(end, "end")
         self.epochs = _check_epochs(epochs, "epochs", 1)
 
     def value(self, epoch):
@@ -168,7 +173,7 @@ class StepAlpha(AlphaSchedule):
                 f"Received: boundaries={boundaries}, values={list(values)}"
             )
         self.boundaries = boundaries
-        self.values = [_numerics.check_probability_parameter(v, "values") for v in values]
+        self.values = [_validation.check_probability_parameter(v, "values") for v in values]
 
     def value(self, epoch):
         return self.values[bisect.bisect_right(self.boundaries, epoch)]
@@ -181,14 +186,18 @@ class StepAlpha(AlphaSchedule):
 class AlphaState(keras.metrics.Metric):
     """The current ``alpha`` of a scheduled loss, as a metric (see the module docstring).
 
-    ``update_state`` and ``reset_state`` do nothing (Keras resets metrics every
-    epoch; ``alpha`` must survive that); ``result()`` is the current ``alpha``.
-    The variable aggregates as ``"only_first_replica"``: under
-    ``MirroredStrategy`` every replica reads the value the callback assigned.
+    ``update_state`` does nothing and ``result()`` is the current ``alpha``.
+    ``reset_state``, which Keras calls at the start of every ``fit`` epoch
+    and every ``evaluate``, sets ``alpha`` to NaN unless ``set_epoch`` holds
+    it: ``AlphaScheduler`` sets it again after each reset, so a run without
+    the callback reads NaN. The variable aggregates as
+    ``"only_first_replica"``: under ``MirroredStrategy`` every replica reads
+    the value the callback assigned.
 
     Args:
         schedule: An ``AlphaSchedule``.
-        epoch: The epoch whose ``alpha`` to hold; ``None``: NaN until set.
+        epoch: The last epoch whose ``alpha`` was set (``get_config`` keeps
+            it; ``AlphaScheduler`` evaluates there). ``alpha`` starts NaN.
         name: Metric name (the ``History`` key).
     """
 
@@ -202,7 +211,9 @@ class AlphaState(keras.metrics.Metric):
                 f"Received: schedule={schedule!r}"
             )
         self.schedule = schedule
-        self.epoch = None
+        #: The last epoch whose ``alpha`` was set (``None``: never).
+        self.epoch = None if epoch is None else _check_epochs(epoch, "epoch", 0)
+        self._held = False
         self.alpha = self.add_variable(
             shape=(),
             initializer=keras.initializers.Constant(float("nan")),
@@ -210,21 +221,35 @@ class AlphaState(keras.metrics.Metric):
             aggregation="only_first_replica",
             name="alpha",
         )
-        if epoch is not None:
-            self.set_epoch(epoch)
 
     def set_epoch(self, epoch):
-        """Set ``alpha`` to the schedule's value at ``epoch``; return that value."""
+        """Hold ``alpha`` at the schedule's value at ``epoch``; return that value.
+
+        For use without ``AlphaScheduler`` (``evaluate``, ``train_on_batch``,
+        a loop of one's own): the value survives Keras' metric resets until a
+        ``fit`` with ``AlphaScheduler`` takes over (and leaves NaN behind).
+        """
+        value = self._assign(epoch)
+        self._held = True
+        return value
+
+    def _assign(self, epoch):
         value = self.schedule(epoch)
         self.alpha.assign(value)
         self.epoch = epoch
         return value
 
+    def _release(self):
+        """NaN until set again (what a run without the scheduler reads)."""
+        self._held = False
+        self.alpha.assign(float("nan"))
+
     def update_state(self, *args, **kwargs):
         pass
 
     def reset_state(self):
-        pass
+        if not self._held:
+            self.alpha.assign(float("nan"))
 
     def result(self):
         # A copy: JAX donates the variable's buffer to the next step.
@@ -240,13 +265,19 @@ class AlphaState(keras.metrics.Metric):
 
 
 class AlphaScheduler(keras.callbacks.Callback):
-    """Set every scheduled label relaxation loss' ``alpha`` at the start of each epoch.
+    """Set every scheduled label relaxation loss' ``alpha`` for ``fit`` and ``evaluate``.
 
-    Finds the losses of the compiled model whose ``alpha`` is a schedule and
-    calls their ``alpha_state.set_epoch(epoch)`` in ``on_epoch_begin``. Raises
-    ``ValueError`` when the model has no scheduled loss, or when a loss'
-    ``alpha_state`` is not among the compiled metrics (without it a compiled
-    step would keep the traced ``alpha`` on JAX).
+    Finds the losses of the compiled model whose ``alpha`` is a schedule. In
+    ``fit``, sets each ``alpha_state`` to the schedule's value at the epoch in
+    ``on_epoch_begin``, and again at the start of the validation (Keras resets
+    the metrics there); after the last epoch ``alpha`` is NaN again, so a later
+    run without the callback reads NaN. In ``evaluate``
+    (``callbacks=[AlphaScheduler()]``), sets it to the value at the state's
+    last epoch (``alpha_state.epoch``: the last epoch trained, kept by a saved
+    model, or ``set_epoch``'s; NaN if there is none). Raises ``ValueError``
+    when the model has no scheduled loss, or when a loss' ``alpha_state`` is
+    not among the compiled metrics (without it a compiled step would keep the
+    traced ``alpha`` on JAX).
 
     Args:
         verbose: Print the new ``alpha`` at every epoch.
@@ -261,6 +292,10 @@ class AlphaScheduler(keras.callbacks.Callback):
     ...                     callbacks=[AlphaScheduler()])
     >>> [round(a, 4) for a in history.history["alpha"]]
     [0.3, 0.2, 0.1]
+    >>> logs = model.evaluate(np.zeros((8, 4)), np.zeros(8), verbose=0, return_dict=True,
+    ...                       callbacks=[AlphaScheduler()])
+    >>> round(logs["alpha"], 4)
+    0.1
     """
 
     def __init__(self, verbose=0):
@@ -268,8 +303,10 @@ class AlphaScheduler(keras.callbacks.Callback):
         self.verbose = verbose
         self._states = []
         self._checked = False
+        self._in_fit = False
+        self._test_pending = False
 
-    def on_train_begin(self, logs=None):
+    def _find_states(self):
         losses = keras.tree.flatten(self.model.loss)
         self._states = [
             loss.alpha_state for loss in losses if getattr(loss, "alpha_state", None) is not None
@@ -281,13 +318,7 @@ class AlphaScheduler(keras.callbacks.Callback):
             )
         self._checked = False
 
-    def on_epoch_begin(self, epoch, logs=None):
-        for state in self._states:
-            value = state.set_epoch(epoch)
-            if self.verbose:
-                print(f"Epoch {epoch + 1}: AlphaScheduler sets {state.name} to {value:.6g}.")
-
-    def on_train_batch_end(self, batch, logs=None):
+    def _check_compiled(self):
         # TensorFlow builds compile metrics when it traces the first step: check after it.
         if self._checked:
             return
@@ -300,3 +331,48 @@ class AlphaScheduler(keras.callbacks.Callback):
                 "`compile(..., metrics=[..., loss.alpha_state])`, so that every compiled step "
                 f"reads the current alpha. Not compiled: {missing}"
             )
+
+    def on_train_begin(self, logs=None):
+        self._find_states()
+        self._in_fit = True
+        for state in self._states:
+            state._held = False  # the schedule takes over from set_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for state in self._states:
+            value = state._assign(epoch)
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: AlphaScheduler sets {state.name} to {value:.6g}.")
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check_compiled()
+
+    def on_train_end(self, logs=None):
+        self._in_fit = False
+        for state in self._states:
+            state._release()
+
+    def on_test_begin(self, logs=None):
+        if not self._in_fit:
+            self._find_states()
+        # Keras resets the metrics (alpha: NaN) after on_test_begin: set it at the first batch.
+        self._test_pending = True
+
+    def on_test_batch_begin(self, batch, logs=None):
+        if not self._test_pending:
+            return
+        self._test_pending = False
+        for state in self._states:
+            if state.epoch is not None:
+                value = state._assign(state.epoch)
+                if self.verbose and not self._in_fit:
+                    print(f"AlphaScheduler evaluates at {state.name} = {value:.6g}.")
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._check_compiled()
+
+    def on_test_end(self, logs=None):
+        if not self._in_fit:
+            for state in self._states:
+                if not state._held:
+                    state._release()

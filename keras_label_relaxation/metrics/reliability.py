@@ -3,22 +3,22 @@
 import numpy as np
 from keras import ops
 
-from keras_label_relaxation.metrics.calibration_error import (
-    _check_num_bins,
-    _prepare,
-    _top_label_bins,
-)
+from keras_label_relaxation import _validation
+from keras_label_relaxation.metrics import functional
 
 
 def _bins_from_arrays(y_true, probs, num_bins, sample_weight):
-    labels, probs, weights = _prepare(
+    labels, probs, weights = functional.prepare(
         y_true,
         np.asarray(probs, dtype=np.float64),
         sample_weight,
         from_logits=False,
         validate_args=True,
     )
-    return [ops.convert_to_numpy(v) for v in _top_label_bins(labels, probs, weights, num_bins)]
+    return [
+        ops.convert_to_numpy(v)
+        for v in functional.top_label_bins(labels, probs, weights, num_bins)[:3]
+    ]
 
 
 def reliability_diagram(
@@ -75,7 +75,7 @@ def reliability_diagram(
     else:
         if y_true is None or probs is None:
             raise ValueError("Pass `y_true` and `probs` (arrays), or `metric`.")
-        num_bins = _check_num_bins(num_bins)
+        num_bins = _validation.check_integer(num_bins, "num_bins", 1)
         weight, confidence, correct = _bins_from_arrays(y_true, probs, num_bins, sample_weight)
     if not (np.isfinite(weight).all() and np.isfinite(confidence).all()):
         raise ValueError(
@@ -86,7 +86,7 @@ def reliability_diagram(
     total = weight.sum()
     if total <= 0:
         raise ValueError("Nothing to plot: the metric has seen no samples.")
-    ece = float(np.abs(correct - confidence).sum() / total)
+    ece = float(functional.binned_error(weight, confidence, correct, "l1"))
     filled = weight > 0
     safe = np.where(filled, weight, 1.0)
     accuracy = np.where(filled, correct / safe, 0.0)

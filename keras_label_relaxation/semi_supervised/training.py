@@ -21,12 +21,20 @@ Both unlabelled means divide by the unlabelled batch size, counting masked
 examples and examples inside their credal set (as the authors' code). Metrics
 and evaluation see the labelled logits only; ``predict`` and ``evaluate`` on
 plain inputs run the classifier.
+
+The batches of epoch ``e`` are ``SemiSupervisedBatches.draws(e)``: ``fit`` on a
+``SemiSupervisedBatches`` sets the epoch from Keras' own epoch count at the
+start of every epoch (a callback), so Keras' look-ahead before the first
+epoch (which ends an "epoch" of the data set on every backend) shifts nothing.
 """
+
+import inspect
 
 import keras
 import numpy as np
 from keras import ops
 
+from keras_label_relaxation import _validation
 from keras_label_relaxation.losses.label_relaxation import sparse_label_relaxation
 from keras_label_relaxation.semi_supervised import credal
 
@@ -157,6 +165,28 @@ class SelfTraining(keras.Model):
             return ops.zeros((), dtype=strong.dtype)
         return ops.mean(per_example)
 
+    def fit(self, x=None, *args, **kwargs):
+        """``keras.Model.fit``; on ``SemiSupervisedBatches``, epoch ``e`` trains on ``draws(e)``.
+
+        A callback sets the data set's epoch to Keras' epoch at the start of
+        each epoch (``initial_epoch=e`` resumes with the draws of epoch
+        ``e``), and ``shuffle`` defaults to ``False`` there, so that the steps
+        come in the drawn order (``shuffle=True``: Keras permutes them within
+        the epoch). Other data: exactly ``keras.Model.fit``.
+        """
+        if not isinstance(x, SemiSupervisedBatches):
+            return super().fit(x, *args, **kwargs)
+        arguments = inspect.signature(super().fit).bind(x, *args, **kwargs).arguments
+        epochs_callback = _DrawEpochs(x)
+        callbacks = arguments.get("callbacks")
+        if isinstance(callbacks, keras.callbacks.CallbackList):
+            callbacks.callbacks.append(epochs_callback)
+            epochs_callback.set_model(self)
+        else:
+            arguments["callbacks"] = [*(callbacks or []), epochs_callback]
+        arguments.setdefault("shuffle", False)
+        return super().fit(**arguments)
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if not isinstance(y_pred, dict):
             return super().compute_loss(x, y, y_pred, sample_weight, training=training)
@@ -202,7 +232,19 @@ class SemiSupervisedBatches(keras.utils.PyDataset):
     Each step draws ``batch_size`` labelled and ``unlabelled_ratio *
     batch_size`` unlabelled examples, each set cycling through its own
     reshuffled permutations (so few labelled examples repeat often, as in
-    FixMatch). The draws of each epoch are a function of ``(seed, epoch)``.
+    FixMatch). The draws of epoch ``e`` are a function of ``(seed, e)``
+    (``draws``): with ``rng = np.random.default_rng([seed, e])``, ``S`` steps,
+    ``B`` labelled and ``U`` unlabelled examples per step, the labelled
+    indices are ``rng.permutation(n_labelled)`` concatenated until ``S * B``
+    and cut there, then the unlabelled ones likewise from the same ``rng``
+    (``S * U`` of ``n_unlabelled``); step ``i`` takes rows ``[i B, (i + 1) B)``
+    and ``[i U, (i + 1) U)`` of them.
+
+    Which epoch the batches are drawn for is set by ``set_epoch``, never by
+    Keras' ``on_epoch_end`` (Keras calls it once more per ``fit``, after
+    looking ahead at a batch): ``SelfTraining.fit`` calls ``set_epoch`` with
+    Keras' epoch at the start of every epoch; a loop of one's own calls it
+    itself (until then: epoch 0).
 
     Args:
         x_labelled, y_labelled: The labelled examples and their class ids.
@@ -243,14 +285,24 @@ class SemiSupervisedBatches(keras.utils.PyDataset):
             )
         self.steps_per_epoch = int(steps_per_epoch)
         self.seed = seed
-        self._epoch = 0
-        self._draw()
+        #: The epoch whose draws ``__getitem__`` serves (``set_epoch``).
+        self.epoch = None
+        self.set_epoch(0)
 
-    def _draw(self):
-        rng = np.random.default_rng([self.seed, self._epoch])
+    def draws(self, epoch):
+        """``(labelled, unlabelled)`` indices of all steps of ``epoch``, in step order."""
+        rng = np.random.default_rng([self.seed, epoch])
         steps = self.steps_per_epoch
-        self._labelled = _cycled(rng, len(self.x_labelled), steps * self.batch_size)
-        self._unlabelled = _cycled(rng, len(self.x_unlabelled), steps * self.unlabelled_batch)
+        labelled = _cycled(rng, len(self.x_labelled), steps * self.batch_size)
+        unlabelled = _cycled(rng, len(self.x_unlabelled), steps * self.unlabelled_batch)
+        return labelled, unlabelled
+
+    def set_epoch(self, epoch):
+        """Serve the draws of ``epoch`` (a non-negative integer) from now on."""
+        epoch = _validation.check_integer(epoch, "epoch", 0)
+        if epoch != self.epoch:
+            self._labelled, self._unlabelled = self.draws(epoch)
+            self.epoch = epoch
 
     def __len__(self):
         return self.steps_per_epoch
@@ -262,9 +314,16 @@ class SemiSupervisedBatches(keras.utils.PyDataset):
         x = (self.x_labelled[labelled], self.x_unlabelled[unlabelled])
         return x, self.y_labelled[labelled]
 
-    def on_epoch_end(self):
-        self._epoch += 1
-        self._draw()
+
+class _DrawEpochs(keras.callbacks.Callback):
+    """Sets a ``SemiSupervisedBatches``' epoch to Keras' at the start of every epoch."""
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches.set_epoch(epoch)
 
 
 def _cycled(rng, n, count):

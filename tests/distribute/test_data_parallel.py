@@ -10,10 +10,12 @@ Checked: ``_data_parallel_worker.py`` (cross-entropy and label relaxation traine
 ``LossHyperModel`` and ``distribute.fit`` as the runner does, with BatchNorm, dropout and an L2
 penalty, a validation set and a ragged rest) reaches the same weights, History and test logits
 (1e-5) on one device, on two devices of one process and on two processes with two devices each;
-the validation scores equal Keras' ``evaluate`` on every example; odd and oversized global
-batches are refused by name; the runner's ``search`` scores the same. ``klr compare --strategy
-data-parallel`` (CE and CE+TS) in two processes writes the same table as in one process on one
-device, process 1 into ``--out/process-1``. Without JAX (``--strategy data-parallel`` under
+the validation scores equal Keras' ``evaluate`` on every example (also, in one process on two
+devices, for a loss compiled by name and a scheduled loss with validation sample weights, and
+the float64 NumPy loss); odd and oversized global batches are refused by name; the runner's
+``search`` scores the same. ``klr compare --strategy data-parallel`` (CE and CE+TS) in two
+processes writes the same table as in one process on one device, process 1 into
+``--out/process-1``. Without JAX (``--strategy data-parallel`` under
 TensorFlow) and with cluster options on another strategy, ``klr`` refuses, naming option and value.
 """
 
@@ -27,6 +29,7 @@ import numpy as np
 import pytest
 
 from keras_label_relaxation.cli import main
+from tests import oracle
 from tests.conftest import free_ports, run_processes
 
 WORKER = os.path.join(os.path.dirname(__file__), "_data_parallel_worker.py")
@@ -136,6 +139,91 @@ def test_klr_compare_in_two_processes_equals_one_device(tmp_path):
             for key in ("accuracy", "ece", "nll", "brier"):
                 assert row[key] == pytest.approx(expected[key], abs=1e-5), (name, row["loss"], key)
             assert row["params"] == expected["params"]
+
+
+# One process on two devices: a loss compiled by name (and a scheduled one) validated on
+# (x, y, sample_weight) through distribute.fit; the references on one device outside the
+# distribution: Keras' evaluate of the same weights and the float64 NumPy loss.
+WEIGHTED_VALIDATION = """
+import json, sys
+import keras, numpy as np
+import keras_label_relaxation as klr
+from keras_label_relaxation import distribute
+
+rng = np.random.default_rng(0)
+x, y = rng.standard_normal((64, 6)).astype("float32"), rng.integers(0, 3, 64)
+x_val, y_val = rng.standard_normal((37, 6)), rng.integers(0, 3, 37)  # float64 x: cast as Keras
+w_val = rng.uniform(0.0, 3.0, 37)
+
+def build(scheduled):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(
+        3, activation=None if scheduled else "softmax",
+        kernel_regularizer=keras.regularizers.L2(0.01))])
+    if scheduled:
+        loss = klr.SparseLabelRelaxation(alpha=klr.LinearAlpha(0.3, 0.1, epochs=1),
+                                         from_logits=True)
+        metrics, weighted = ["accuracy", loss.alpha_state], []
+    else:
+        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+        weighted = [keras.metrics.SparseCategoricalAccuracy(name="weighted_accuracy")]
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss, metrics=metrics,
+                  weighted_metrics=weighted)
+    return model
+
+out = {}
+for scheduled in (False, True):
+    callbacks = [klr.AlphaScheduler()] if scheduled else []
+    with distribute.data_parallel():
+        import jax
+        model = build(scheduled)
+        history = distribute.fit(model, x, y, epochs=2, batch_size=16, shuffle=False, verbose=0,
+                                 validation_data=(x_val, y_val, w_val), validation_batch_size=10,
+                                 callbacks=callbacks)
+        weights = model.get_weights()
+    reference = build(scheduled)  # one device, outside the distribution
+    reference.set_weights(weights)
+    if scheduled:
+        reference.loss.alpha_state.set_epoch(1)
+    evaluated = reference.evaluate(x_val, y_val, sample_weight=w_val, batch_size=10,
+                                   verbose=0, return_dict=True)
+    logits = np.asarray(reference.predict(x_val, verbose=0), np.float64)
+    out["scheduled" if scheduled else "by_name"] = {
+        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+        "evaluate": evaluated, "outputs": logits.tolist(),
+        "kernel": np.asarray(weights[0], np.float64).tolist(),
+    }
+out["devices"], out["y_val"], out["w_val"] = jax.device_count(), y_val.tolist(), w_val.tolist()
+print(json.dumps(out))
+"""
+
+
+@needs_jax
+def test_validation_of_a_loss_by_name_with_sample_weights_equals_keras_evaluate(tmp_path):
+    _run_together({"weighted": (["-c", WEIGHTED_VALIDATION], 2)}, tmp_path)
+    values = json.loads((tmp_path / "weighted.log").read_text().strip().splitlines()[-1])
+    assert values["devices"] == 2
+    y_val, w_val = np.array(values["y_val"]), np.array(values["w_val"])
+    for name in ("by_name", "scheduled"):
+        run = values[name]
+        history, evaluated = run["history"], run["evaluate"]
+        assert {f"val_{key}" for key in evaluated} <= set(history), name
+        for key, value in evaluated.items():
+            assert history[f"val_{key}"][-1] == pytest.approx(value, abs=1e-6), (name, key)
+        # Independent: sum_i w_i loss_i / N + 0.01 |kernel|^2 (Keras' default reduction).
+        outputs, kernel = np.array(run["outputs"]), np.array(run["kernel"])
+        if name == "by_name":
+            probs = np.clip(outputs, 1e-7, 1 - 1e-7)
+            per_example = -np.log(probs[np.arange(37), y_val] / probs.sum(-1))
+            correct = outputs.argmax(-1) == y_val
+            assert history["val_weighted_accuracy"][-1] == pytest.approx(
+                np.sum(w_val * correct) / np.sum(w_val), abs=1e-6
+            )
+        else:
+            assert history["val_alpha"] == pytest.approx([0.3, 0.1], abs=1e-7)
+            per_example = oracle.label_relaxation(y_val, oracle.softmax(outputs), 0.1)
+        expected = np.sum(w_val * per_example) / 37 + 0.01 * np.sum(kernel**2)
+        assert history["val_loss"][-1] == pytest.approx(expected, rel=1e-5), name
 
 
 @pytest.mark.skipif(keras.backend.backend() == "jax", reason="the refusal on other backends")

@@ -129,12 +129,12 @@ def test_scheduled_training_moves_and_survives_save_and_load(data, tmp_path):
     path = tmp_path / "scheduled.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
-    # At the last epoch's alpha, and one state object: the loss' is the compiled metric.
+    # The last epoch kept, and one state object: the loss' is the compiled metric.
     state = loaded.loss.alpha_state
-    assert state.epoch == 2 and float(state.result()) == pytest.approx(0.1)
+    assert state.epoch == 2 and np.isnan(float(state.result()))  # NaN until a scheduler sets it
     probs = oracle.softmax(loaded.predict(x, verbose=0))
     expected = float(oracle.label_relaxation(y, probs, 0.1).mean())
-    logs = loaded.evaluate(x, y, verbose=0, return_dict=True)
+    logs = loaded.evaluate(x, y, verbose=0, return_dict=True, callbacks=[klr.AlphaScheduler()])
     assert logs["loss"] == pytest.approx(expected, rel=1e-5)
     assert logs["alpha"] == pytest.approx(0.1)
     assert id(state.alpha) in {id(v) for v in loaded.metrics_variables}
@@ -165,6 +165,10 @@ def test_set_epoch_outside_fit(data):
     assert model.evaluate(x, y, verbose=0) == pytest.approx(
         [expected, np.mean(probs.argmax(-1) == y), 0.3], rel=1e-5
     )
+    # Held through Keras' metric resets, until a scheduled fit takes over (NaN after it).
+    assert model.evaluate(x, y, verbose=0)[2] == pytest.approx(0.3)
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[klr.AlphaScheduler()])
+    assert np.isnan(model.evaluate(x, y, verbose=0)[0])
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorBoard event files")
@@ -186,3 +190,57 @@ def test_alpha_reaches_tensorboard(data, tmp_path):
     else:
         logged = [e.value for e in events.Scalars("epoch_alpha")]
     assert logged == pytest.approx([schedule(e) for e in range(3)], rel=1e-6)
+
+
+def _oracle_loss(model, x, y, alpha):
+    probs = oracle.softmax(model.predict(x, verbose=0))
+    return float(oracle.label_relaxation(y, probs, alpha).mean())
+
+
+def test_a_second_fit_without_the_scheduler_is_nan_not_the_last_alpha(data):
+    x, y = data
+    model, _ = _compiled(klr.LinearAlpha(0.4, 0.2, epochs=2))
+    first = model.fit(x, y, epochs=2, verbose=0, callbacks=[klr.AlphaScheduler()])
+    assert first.history["alpha"] == pytest.approx([0.4, 0.3])
+    weights = model.get_weights()
+    # Resumed without the callback: the alpha of epoch 2 was set by nobody.
+    resumed = model.fit(x, y, initial_epoch=2, epochs=3, validation_data=(x, y), verbose=0)
+    for key in ("loss", "alpha", "val_loss", "val_alpha"):
+        assert np.isnan(resumed.history[key][0]), key
+    assert np.isnan(model.evaluate(x, y, verbose=0)[0])
+    # Compiled again (TensorFlow builds the new compile metrics only in the first step).
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.0), loss=model.loss, metrics=[model.loss.alpha_state]
+    )
+    assert np.isnan(model.fit(x, y, epochs=1, verbose=0).history["loss"][0])
+    # With the scheduler again (and the weights before the NaN steps): the schedule at the
+    # resumed epochs, the oracle's loss.
+    model.set_weights(weights)
+    resumed = model.fit(
+        x, y, initial_epoch=1, epochs=2, verbose=0, callbacks=[klr.AlphaScheduler()]
+    )
+    assert resumed.history["alpha"] == pytest.approx([0.3])
+    logs = model.evaluate(x, y, verbose=0, return_dict=True, callbacks=[klr.AlphaScheduler()])
+    assert logs["alpha"] == pytest.approx(0.3)
+    assert logs["loss"] == pytest.approx(_oracle_loss(model, x, y, 0.3), rel=1e-5)
+
+
+def test_a_loaded_model_without_the_scheduler_is_nan(data, tmp_path):
+    x, y = data
+    model, _ = _compiled(klr.StepAlpha([1, 3], [0.3, 0.1, 0.05]), learning_rate=0.1)
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[klr.AlphaScheduler()])
+    path = tmp_path / "scheduled.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert loaded.loss.alpha_state.epoch == 1
+    assert np.isnan(loaded.evaluate(x, y, verbose=0)[0])
+    history = loaded.fit(x, y, initial_epoch=2, epochs=3, verbose=0)
+    assert np.isnan(history.history["loss"][0]) and np.isnan(history.history["alpha"][0])
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    logs = loaded.evaluate(x, y, verbose=0, return_dict=True, callbacks=[klr.AlphaScheduler()])
+    assert logs["alpha"] == pytest.approx(0.1)  # the last epoch trained (1)
+    assert logs["loss"] == pytest.approx(_oracle_loss(loaded, x, y, 0.1), rel=1e-5)
+    history = loaded.fit(x, y, initial_epoch=2, epochs=4, verbose=0,
+                         callbacks=[klr.AlphaScheduler()])  # fmt: skip
+    assert history.history["alpha"] == pytest.approx([0.1, 0.05])
+    assert np.isfinite(history.history["loss"]).all()

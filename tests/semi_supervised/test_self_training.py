@@ -160,3 +160,85 @@ def test_batches_cycle_deterministically_and_check_sizes(rng):
     with pytest.raises(ValueError, match="method"):
         semi_supervised.SelfTraining(keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)]),
                                      method="fixmatch")  # fmt: skip
+
+
+def _documented_draws(seed, epoch, n_labelled, n_unlabelled, steps, b, u):
+    """The docstring's draws of ``epoch``: ``[(labelled ids, unlabelled ids)]`` per step."""
+    rng = np.random.default_rng([seed, epoch])
+
+    def cycled(n, count):
+        ids = []
+        while len(ids) < count:
+            ids.extend(rng.permutation(n).tolist())
+        return ids[:count]
+
+    labelled, unlabelled = cycled(n_labelled, steps * b), cycled(n_unlabelled, steps * u)
+    return [(labelled[i * b : (i + 1) * b], unlabelled[i * u : (i + 1) * u]) for i in range(steps)]
+
+
+class _Recorder(keras.layers.Layer):
+    """Passes its input through; in training steps, logs the ids in its first column."""
+
+    def __init__(self, record, **kwargs):
+        super().__init__(**kwargs)
+        self.record = record  # a function: a list attribute would be copied (tracked)
+
+    def call(self, inputs, training=None):
+        if training:  # Keras' symbolic build runs with training=False
+            self.record(keras.ops.convert_to_numpy(inputs[:, 0]).round().astype(int).tolist())
+        return inputs
+
+
+class _PerEpoch(keras.callbacks.Callback):
+    def __init__(self, log):
+        super().__init__()
+        self.log, self.epochs = log, {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.log.clear()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs[epoch] = list(self.log)
+
+
+def test_fit_consumes_the_documented_draws_of_each_epoch():
+    n_l, n_u, b, mu, steps, seed = 6, 40, 2, 3, 4, 11
+    log = []
+    classifier = keras.Sequential([keras.Input((2,)), _Recorder(log.append), keras.layers.Dense(K)])
+    model = semi_supervised.SelfTraining(classifier, method="hard", threshold=0.6)
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        run_eagerly=True,  # the recorder sees the steps' concrete inputs
+    )
+    # Every row carries its id: labelled i is (i, 0.5), unlabelled j is (1000 + j, 0.5).
+    x_l = np.stack([np.arange(n_l), np.full(n_l, 0.5)], axis=1)
+    x_u = np.stack([1000 + np.arange(n_u), np.full(n_u, 0.5)], axis=1)
+    batches = semi_supervised.SemiSupervisedBatches(
+        x_l, np.arange(n_l) % K, x_u, b, mu, steps_per_epoch=steps, seed=seed
+    )
+
+    def consumed(epochs):
+        # One classifier pass per step: weak labelled, weak unlabelled, strong unlabelled rows.
+        return {
+            e: [(ids[:b], [i - 1000 for i in ids[b : b + mu * b]]) for ids in steps_ids]
+            for e, steps_ids in epochs.items()
+        }
+
+    def documented(epoch):
+        return _documented_draws(seed, epoch, n_l, n_u, steps, b, mu * b)
+
+    per_epoch = _PerEpoch(log)
+    model.fit(batches, epochs=3, verbose=0, callbacks=[per_epoch])
+    assert consumed(per_epoch.epochs) == {e: documented(e) for e in range(3)}
+    # Resumed: Keras' epoch count, whatever this data set served before.
+    per_epoch = _PerEpoch(log)
+    model.fit(batches, initial_epoch=3, epochs=5, verbose=0, callbacks=[per_epoch])
+    assert consumed(per_epoch.epochs) == {e: documented(e) for e in (3, 4)}
+    # Keras' shuffle permutes the steps of an epoch, not what is drawn.
+    per_epoch = _PerEpoch(log)
+    model.fit(batches, epochs=2, shuffle=True, verbose=0, callbacks=[per_epoch])
+    for epoch, steps_ids in consumed(per_epoch.epochs).items():
+        assert sorted(steps_ids) == sorted(documented(epoch)), epoch
+    with pytest.raises(ValueError, match="`epoch`"):
+        batches.set_epoch(-1)
