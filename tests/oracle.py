@@ -144,7 +144,10 @@ def _bin_members(units, num_bins, binning):
 
 
 def binned_error_loop(labels, probs, num_bins, norm, binning, debiased, mode, weights=None):
-    """Calibration error by explicit loops; debiased l1 with scipy's folded normal."""
+    """Calibration error by explicit loops; debiased l1 with scipy's folded normal.
+
+    Debiasing uses each bin's effective size ``(sum w)^2 / sum w^2``; in debiased l2 a bin
+    of a single sample adds 0 (Kumar et al.'s ``unbiased_l2_ce``)."""
     from scipy.stats import foldnorm
 
     errors = []
@@ -158,11 +161,15 @@ def binned_error_loop(labels, probs, num_bins, norm, binning, debiased, mode, we
             acc = sum(w * a for _, a, w in members) / n
             conf = sum(w * c for c, _, w in members) / n
             plugin += n / total * abs(acc - conf)
-            square += n / total * (acc - conf) ** 2
             worst = max(worst, abs(acc - conf))
-            if n >= 2:
-                variance_term += n / total * acc * (1 - acc) / (n - 1)
-            std = np.sqrt(acc * (1 - acc) / n)
+            # Kish's effective size: the count for equal weights of any scale.
+            size = n**2 / sum(w**2 for _, _, w in members)
+            several = sum(w > 0 for _, _, w in members) >= 2
+            if several or not debiased:  # a single sample's bin adds 0 to debiased l2
+                square += n / total * (acc - conf) ** 2
+            if several:
+                variance_term += n / total * acc * (1 - acc) / (size - 1)
+            std = np.sqrt(acc * (1 - acc) / size)
             mean_abs = (
                 abs(acc - conf) if std == 0 else foldnorm(abs(acc - conf) / std, scale=std).mean()
             )

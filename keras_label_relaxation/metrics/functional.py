@@ -286,7 +286,12 @@ def equal_mass_bins(weight, num_bins, ties=None):
         before = _group_first(before, *ties)
     total = ops.sum(weight, axis=-1, keepdims=True)
     # The cast truncates (>= 0): the floor. Not ops.floor (float32 on Keras' torch backend).
-    ids = ops.cast(safe_divide(num_bins * before, total), "int32")
+    # In float64 a share within 1e-9 (relative) below a bin edge counts as on it, so that
+    # rounding in the cumulative sum of weights such as 1 / N does not move a sample.
+    share = safe_divide(num_bins * before, total)
+    if keras.backend.standardize_dtype(share.dtype) == "float64":
+        share = share * (1.0 + 1e-9)
+    ids = ops.cast(share, "int32")
     return ops.clip(ids, 0, num_bins - 1)
 
 

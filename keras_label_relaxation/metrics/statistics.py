@@ -298,8 +298,8 @@ def paired_t_test(differences, test_train_ratio=0.0):
         (a diverged run: no test).
 
     Example:
-    >>> round(paired_t_test([0.010, 0.012, 0.009, 0.011, 0.013]), 6)
-    0.000118
+    >>> round(paired_t_test([0.010, 0.012, 0.009, 0.011, 0.013]), 4)
+    0.0001
     """
     d = np.asarray(differences, dtype=np.float64)
     if len(d) < 2 or not np.isfinite(d).all():

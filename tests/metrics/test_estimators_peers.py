@@ -98,3 +98,17 @@ def test_equal_width_norms_match_torchmetrics(norm, peer_norm):
     metric = metrics.CalibrationError(15, norm=norm)
     metric.update_state(labels, probs.astype("float32"))
     assert float(metric.result()) == pytest.approx(expected, abs=1e-5)
+
+
+def test_debiased_l2_singleton_bin_matches_uncertainty_calibration():
+    # Before: a bin of one sample added (acc - conf)^2 / W (0.1257983 vs the peer's 0.1257685).
+    calibration = pytest.importorskip("calibration")
+    labels, probs = _data(6, n=400)
+    bins = np.minimum((probs.max(-1) * 15).astype(int), 14)
+    assert 1 in np.bincount(bins)  # one sample alone in its bin
+    expected = calibration.lower_bound_scaling_ce(
+        probs, labels, p=2, debias=True, num_bins=15,
+        binning_scheme=calibration.get_equal_prob_bins, mode="top-label",
+    )  # fmt: skip
+    got = metrics.calibration_error(labels, probs, 15, norm="l2", debiased=True)
+    assert got == pytest.approx(expected, abs=1e-9)
