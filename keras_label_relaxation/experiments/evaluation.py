@@ -22,7 +22,8 @@ METRICS = {
     "brier": ("Brier", False),
     "rms": ("RMS CE", False),
     "mce": ("MCE", False),
-    "ace": ("ACE", False),
+    # Top-label ECE with equal-mass bins (netcal's ACE); Nixon et al.'s ACE is class-wise.
+    "equal_mass_ece": ("emECE", False),
     "debiased_ece": ("dECE", False),
     "classwise_ece": ("cwECE", False),
     "ks": ("KS", False),
@@ -37,7 +38,7 @@ def _calibration_errors(labels, probs, num_bins):
     scores = {
         "rms": calibration_error(labels, probs, num_bins, norm="l2"),
         "mce": calibration_error(labels, probs, num_bins, norm="max"),
-        "ace": calibration_error(labels, probs, num_bins, binning="equal_mass"),
+        "equal_mass_ece": calibration_error(labels, probs, num_bins, binning="equal_mass"),
         "debiased_ece": calibration_error(labels, probs, num_bins, debiased=True),
         "classwise_ece": calibration_error(labels, probs, num_bins, mode="classwise"),
         "ks": ks_calibration_error(labels, probs),
