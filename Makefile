@@ -66,6 +66,7 @@ benchmark: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_losses.py
 	$(BIN)/python benchmarks/bench_calibration.py
 	$(BIN)/python benchmarks/bench_pipeline.py
+	$(BIN)/python benchmarks/bench_statistics.py
 
 clean:
 	rm -rf $(VENV) $(FLOOR_VENV)
