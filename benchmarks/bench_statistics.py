@@ -28,12 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-import simulation  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from keras_label_relaxation.experiments import comparison_marks  # noqa: E402
 from keras_label_relaxation.metrics import statistics  # noqa: E402
+from tests import simulation  # noqa: E402
 
 LOSSES = ["LR", "CE", "LS", "CP", "FL", "CE+TS"]
 

@@ -15,7 +15,12 @@ from keras_label_relaxation import (
     semi_supervised,
     tuning,
 )
-from keras_label_relaxation.calibration import PAPER_TEMPERATURE_GRID, TemperatureScaling, calibrate
+from keras_label_relaxation.calibration import (
+    PAPER_TEMPERATURE_GRID,
+    GridEdgeWarning,
+    TemperatureScaling,
+    calibrate,
+)
 from keras_label_relaxation.losses import (
     LOSS_ALIASES,
     LOSS_PARAMETERS,
@@ -81,6 +86,7 @@ __all__ = [
     "CalibrationEstimate",
     "ClasswiseExpectedCalibrationError",
     "ExpectedCalibrationError",
+    "GridEdgeWarning",
     "KSCalibrationError",
     "MaximumCalibrationError",
     "SmoothCalibrationError",

@@ -8,8 +8,9 @@ bit:
   bfloat16, float32) is computed in float32.
 * ``log_probabilities``: one pass of ``log_softmax`` for logits; for
   probabilities the rows are renormalised and clipped to
-  ``[epsilon, 1 - epsilon]`` with ``keras.backend.epsilon()`` (the only place a
-  probability is clipped).
+  ``[epsilon, 1 - epsilon]`` with ``keras.backend.epsilon()`` (the losses), or
+  floored at the dtype's smallest normal number (temperature scaling): the
+  only place a probability is clipped.
 * ``cross_entropy``: Keras' own fused, stable cross-entropy op, per sample.
   Label relaxation with a one-hot or integer target is a scalar function of it,
   so that op supplies ``log p(y)`` and its gradient.
@@ -67,16 +68,50 @@ def cast_prediction(y_pred):
     return ops.cast(y_pred, compute_dtype(y_pred.dtype))
 
 
-def log_probabilities(y_pred, from_logits, axis=-1):
+def log_probabilities(y_pred, from_logits, axis=-1, floor="epsilon"):
     """Log-probabilities of the last axis of ``y_pred``.
 
     From logits this is ``log_softmax``. From probabilities the rows are
-    renormalised and clipped to ``[eps, 1 - eps]`` (``eps =
-    keras.backend.epsilon()``) before the log, as Keras' cross-entropy does.
+    renormalised, ``p = y_pred / sum(y_pred)``, and then
+
+        floor="epsilon":  log(clip(p, eps, 1 - eps)),  eps = keras.backend.epsilon()
+        floor="tiny":     log(max(p, tiny)),           tiny = smallest normal number of the dtype
+
+    ``"epsilon"`` (default) is what Keras' cross-entropy does, so the losses
+    agree with it bit for bit. ``"tiny"`` serves what *recovers* logits from
+    probabilities (temperature scaling): ``eps = 1e-7`` erases the tail of a
+    confident softmax (``log p`` of -30 becomes -16.1), ``tiny`` (1.18e-38 in
+    float32, 2.23e-308 in float64) only keeps ``log 0`` finite; NaN stays NaN.
+
+    Args:
+        y_pred: Logits or probabilities, float32 or float64.
+        from_logits: Whether ``y_pred`` holds logits.
+        axis: The class axis.
+        floor: ``"epsilon"`` or ``"tiny"``; used only with ``from_logits=False``.
+
+    Returns:
+        ``log p`` of the shape and dtype of ``y_pred``.
+
+    Example:
+    >>> import numpy as np
+    >>> p = np.array([[1.0, 1e-30]])
+    >>> np.asarray(log_probabilities(p, from_logits=False)).round(1)
+    array([[ -0. , -16.1]])
+    >>> np.asarray(log_probabilities(p, from_logits=False, floor="tiny")).round(1)
+    array([[  0. , -69.1]])
     """
+    if floor not in ("epsilon", "tiny"):
+        raise ValueError(
+            "Invalid value for argument `floor`. Expected 'epsilon' or 'tiny'. "
+            f"Received: floor={floor!r}"
+        )
     if from_logits:
         return ops.log_softmax(y_pred, axis=axis)
     y_pred = y_pred / ops.sum(y_pred, axis=axis, keepdims=True)
+    if floor == "tiny":
+        tiny = float(np.finfo(keras.backend.standardize_dtype(y_pred.dtype)).tiny)
+        # ops.where rather than ops.maximum/clip: keeps NaN and the dtype on every backend.
+        return ops.log(ops.where(y_pred < tiny, ops.full_like(y_pred, tiny), y_pred))
     eps = keras.backend.epsilon()
     return ops.log(ops.clip(y_pred, eps, 1.0 - eps))
 

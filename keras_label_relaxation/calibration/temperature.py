@@ -1,6 +1,7 @@
 """Temperature scaling (Guo et al., 2017), the paper's post-hoc calibration baseline."""
 
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -13,6 +14,34 @@ from keras_label_relaxation.metrics import functional
 PAPER_TEMPERATURE_GRID = (
     0.25, 0.5, 0.75, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8, 1.9, 2.0, 2.5, 3.0,
 )  # fmt: skip
+
+#: The floor of probabilities whose logs serve as logits (``from_logits=False``): the
+#: dtype's smallest normal number, not ``keras.backend.epsilon()``, which would erase the
+#: tail of a confident softmax (a true temperature of 6 fitted as 4.7).
+_LOG_FLOOR = "tiny"
+
+
+class GridEdgeWarning(UserWarning):
+    """``TemperatureScaling.fit(method="grid")`` chose the smallest or largest grid value.
+
+    The lowest-ECE temperature of the grid is then one of its edges, and the
+    best temperature may lie beyond it (the paper's grid stops at ``T = 3``).
+    Widen ``grid`` or fit ``method="nll"``, which is not bounded by a grid.
+
+    Example:
+    >>> import warnings
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> z = rng.normal(size=(2000, 5))
+    >>> y = np.array([rng.choice(5, p=np.exp(r) / np.exp(r).sum()) for r in z])
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     TemperatureScaling().fit(8.0 * z, y, method="grid")
+    3.0
+    >>> caught[0].category.__name__
+    'GridEdgeWarning'
+    """
+
 
 #: Bounds of the NLL fit: T in [1 / _MAX_INVERSE, 1 / _MIN_INVERSE].
 _MIN_INVERSE, _MAX_INVERSE = 1e-3, 1e3
@@ -114,7 +143,9 @@ def _logits_of(outputs, from_logits):
             f"{_validation.DISTRIBUTION_TOLERANCE}); these look like logits. Use "
             "`TemperatureScaling(from_logits=True)` (or `calibrate(..., from_logits=True)`)."
         )
-    return ops.convert_to_numpy(_numerics.log_probabilities(outputs, from_logits=False))
+    return ops.convert_to_numpy(
+        _numerics.log_probabilities(outputs, from_logits=False, floor=_LOG_FLOOR)
+    )
 
 
 def _fit_grid(shifted, labels, weights, grid, num_bins):
@@ -132,6 +163,24 @@ def _fit_grid(shifted, labels, weights, grid, num_bins):
         n, s, a, _ = functional.bin_sums(confidence, correct, weights, num_bins)
         eces.append(float(functional.binned_error(n, s, a, "l1")))
     return grid[int(np.argmin(eces))]
+
+
+def _warn_at_grid_edge(temperature, grid, stacklevel):
+    """Warn (``GridEdgeWarning``) when ``temperature`` is an edge of a grid of >= 2 values.
+
+    ``stacklevel`` as the caller would pass it to ``warnings.warn``.
+    """
+    lo, hi = min(grid), max(grid)
+    if lo == hi or temperature not in (lo, hi):
+        return
+    side, beyond = ("smallest", "below") if temperature == lo else ("largest", "above")
+    warnings.warn(
+        f'`method="grid"` chose T={temperature:g}, the {side} value of argument `grid` '
+        f"(which spans [{lo:g}, {hi:g}]): the best temperature may lie {beyond} the grid. "
+        'Fit with `method="nll"` (not bounded by a grid) or widen `grid`.',
+        GridEdgeWarning,
+        stacklevel=stacklevel + 1,
+    )
 
 
 def _weighted_mean(values, weights):
@@ -208,8 +257,11 @@ class TemperatureScaling(keras.layers.Layer):
         from_logits: ``True`` (default: temperature scaling divides logits):
             inputs are logits, and ``fit`` refuses rows that are all
             probabilities. ``False``: inputs are probabilities, whose logs
-            (``log p``, clipped at ``keras.backend.epsilon()``) are used as
-            logits, and ``fit`` refuses rows that are not distributions.
+            are used as logits, and ``fit`` refuses rows that are not
+            distributions. ``log p`` is floored only at the dtype's smallest
+            normal number (float32: 1.2e-38), in ``fit`` and in ``call``
+            alike: ``keras.backend.epsilon()`` (1e-7, the losses' clip) would
+            erase the tail of a confident softmax and bias ``T`` low.
         **kwargs: Keras layer arguments (``name``, ``dtype``).
 
     Shapes: input ``(..., K)``, output ``(..., K)``.
@@ -235,7 +287,7 @@ class TemperatureScaling(keras.layers.Layer):
     def call(self, inputs):
         x = ops.cast(inputs, self.compute_dtype)
         if not self.from_logits:
-            x = _numerics.log_probabilities(x, from_logits=False)
+            x = _numerics.log_probabilities(x, from_logits=False, floor=_LOG_FLOOR)
         return x / ops.cast(self.temperature, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
@@ -256,6 +308,16 @@ class TemperatureScaling(keras.layers.Layer):
     ):
         """Fit ``T`` on held-out data, keep it, and return it.
 
+            grid: T = argmin_{t in grid} ECE(softmax(z / t))
+            nll:  T = argmin_{t > 0} -mean_i log softmax(z_i / t)[y_i]
+
+        A grid fit that chooses the smallest or the largest value of a grid of
+        more than one value warns (``GridEdgeWarning``, a ``UserWarning``): the
+        best ``T`` may lie beyond the grid (the paper's grid ends at 3.0,
+        while a confident network can need ``T = 6``); ``method="nll"`` has
+        no such edge. Turn it into an error with
+        ``warnings.simplefilter("error", GridEdgeWarning)``.
+
         Args:
             logits: Held-out model outputs ``(N, K)`` as a NumPy array or
                 tensor (probabilities when the layer has ``from_logits=False``).
@@ -263,7 +325,8 @@ class TemperatureScaling(keras.layers.Layer):
             y_true: Integer labels ``(N,)`` or one-hot rows ``(N, K)``.
             method: ``"grid"`` (lowest ECE over ``grid``, the paper) or
                 ``"nll"`` (the NLL minimiser, bounded to ``T`` in [1e-3, 1e3]).
-            grid: Candidate temperatures for ``"grid"``.
+            grid: Candidate temperatures for ``"grid"``; choosing one of its
+                edges warns (``GridEdgeWarning``).
             num_bins: ECE bins for ``"grid"``.
             sample_weight: Optional weights ``(N,)`` (or ``(N, 1)``) of the
                 held-out rows: the ECE and the NLL are weighted means (an
@@ -271,6 +334,10 @@ class TemperatureScaling(keras.layers.Layer):
 
         Returns:
             The fitted temperature as a Python float.
+
+        Warns:
+            GridEdgeWarning: ``method="grid"`` chose the smallest or the
+                largest value of ``grid`` (the message names both and ``T``).
 
         Example:
         >>> import numpy as np
@@ -280,6 +347,11 @@ class TemperatureScaling(keras.layers.Layer):
         >>> round(TemperatureScaling().fit(3.0 * z, y, method="nll"), 1)
         3.0
         """
+        return self._fit(logits, y_true, method, grid, num_bins, sample_weight)
+
+    def _fit(self, logits, y_true, method, grid, num_bins, sample_weight):
+        """``fit``, called by ``fit`` and ``calibrate``: a ``GridEdgeWarning`` points at
+        their caller (two frames up)."""
         if method not in ("grid", "nll"):
             raise ValueError(
                 "Invalid value for argument `method`. Expected 'grid' or 'nll'. "
@@ -295,6 +367,7 @@ class TemperatureScaling(keras.layers.Layer):
             temperature = _fit_grid(
                 z, labels, weights, grid, _validation.check_integer(num_bins, "num_bins", 1)
             )
+            _warn_at_grid_edge(temperature, grid, stacklevel=3)
         else:
             temperature = _fit_nll(z, labels, weights)
         self.set_temperature(temperature)
@@ -382,7 +455,9 @@ def calibrate(
 
     The model runs once over ``validation_data``; ``TemperatureScaling.fit``
     chooses ``T`` on those outputs. For a model that outputs probabilities the
-    log of its probabilities serves as logits (``softmax(log p / T)``). The
+    log of its probabilities serves as logits (``softmax(log p / T)``, ``p``
+    floored only at the dtype's smallest normal number, so a confident
+    softmax keeps its tail). The
     returned model is ``model`` followed by ``TemperatureScaling`` and a
     float32 ``Softmax``; it saves and loads as one ``.keras`` file.
 
@@ -394,7 +469,9 @@ def calibrate(
             generator, a ``keras.utils.PyDataset``); labels are integer ids
             or one-hot rows. Weights weight the fit.
         method: ``"grid"`` (the paper) or ``"nll"``.
-        grid: Candidate temperatures for ``"grid"``.
+        grid: Candidate temperatures for ``"grid"``; choosing the smallest or
+            the largest warns (``GridEdgeWarning``), as in
+            ``TemperatureScaling.fit``.
         num_bins: ECE bins for ``"grid"``.
         batch_size: Prediction batch size for array inputs.
         from_logits: Whether the model outputs logits. ``None`` (default)
@@ -426,7 +503,8 @@ def calibrate(
         from_logits = not _ends_in_softmax(model)
     outputs, labels, weights = _predict_with_labels(model, validation_data, batch_size)
     scaling = TemperatureScaling(from_logits=from_logits, name="temperature_scaling")
-    scaling.fit(outputs, labels, method=method, grid=grid, num_bins=num_bins, sample_weight=weights)
+    # Not scaling.fit: a GridEdgeWarning then points at the caller of calibrate.
+    scaling._fit(outputs, labels, method, grid, num_bins, weights)
     softmax = keras.layers.Softmax(dtype="float32", name="calibrated_probabilities")
     if getattr(model, "inputs", None):
         inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs

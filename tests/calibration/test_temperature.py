@@ -1,5 +1,7 @@
 """TemperatureScaling and calibrate against independent references."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -67,8 +69,9 @@ def test_grid_fit_returns_the_grid_member_with_lowest_ece(rng):
     fitted = klr.TemperatureScaling().fit(logits, labels)
     assert fitted in klr.PAPER_TEMPERATURE_GRID
     assert fitted == klr.PAPER_TEMPERATURE_GRID[int(np.argmin(eces))]
-    custom = klr.TemperatureScaling().fit(logits, np.eye(10)[labels], grid=(0.5, 1.0, 2.0))
-    assert custom in (0.5, 1.0, 2.0)
+    # An interior optimum (T = 1.7): no GridEdgeWarning.
+    custom = klr.TemperatureScaling().fit(logits, np.eye(10)[labels], grid=(0.5, 1.0, 2.0, 3.0))
+    assert custom in (1.0, 2.0)
 
 
 def test_save_and_load_keep_temperature(tmp_path, rng):
@@ -117,7 +120,6 @@ def test_bad_fit_input():
 
 @pytest.mark.parametrize("ends_in_softmax", [True, False], ids=["softmax_model", "logits_model"])
 def test_calibrate_returns_probabilities_with_fitted_temperature(tmp_path, rng, ends_in_softmax):
-    # Mild logits: the softmax model's probabilities stay above the clipping epsilon.
     z, labels = _calibrated_logits(rng, n=2000, scale=1.0)
     # A "model" whose output is 2.5 * its input: the fitted T must undo the 2.5.
     inputs = keras.Input((10,))
@@ -309,3 +311,167 @@ def test_calibrate_from_logits_override(rng):
         klr.calibrate(_scaled_model(2.0, False), (x, labels), from_logits=False)
     with pytest.raises(ValueError, match="`from_logits`"):
         klr.calibrate(_scaled_model(2.0, False), (x, labels), from_logits="auto")
+
+
+# --- A confident softmax keeps its tail: log p is floored at the dtype's smallest normal
+# number, not at keras.backend.epsilon() (1e-7), in fit and in call.
+
+TRUE_TEMPERATURE = 6.0
+
+
+def _confident_logits(rng, n=3000, k=10):
+    """Logits ``z = 6 g`` of a confident model whose true temperature is 6.
+
+    ``g = 2 N(0, 1)`` and labels are drawn from ``softmax(g) = softmax(z / 6)``.
+    About half of the probabilities of ``softmax(z)`` lie below 1e-7, all above
+    float32's smallest normal number (checked here, float64).
+    """
+    g = 2.0 * rng.standard_normal((n, k))
+    cumulative = np.cumsum(oracle.softmax(g), axis=-1)
+    labels = np.minimum((cumulative < rng.random((n, 1))).sum(axis=-1), k - 1)
+    z = TRUE_TEMPERATURE * g
+    log_p = z - z.max(-1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(-1, keepdims=True))
+    assert (log_p < np.log(1e-7)).mean() > 0.4
+    assert log_p.min() > np.log(np.finfo(np.float32).tiny) + 1.0
+    return z, labels
+
+
+def _nll_minimiser_log_space(z, labels):
+    """The NLL-optimal T by SciPy's bounded search, NLL in float64 log space (no clipping)."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+
+    rows = np.arange(len(labels))
+    result = minimize_scalar(
+        lambda log_t: -np.mean(log_softmax(z / np.exp(log_t), axis=-1)[rows, labels]),
+        bounds=(0.0, 3.0),  # T in [1, 20]
+        method="bounded",
+        options={"xatol": 1e-10},
+    )
+    return float(np.exp(result.x))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fit_through_a_confident_softmax_equals_fit_on_its_logits(rng, dtype):
+    z, labels = _confident_logits(rng)
+    reference = _nll_minimiser_log_space(z, labels)
+    assert reference == pytest.approx(TRUE_TEMPERATURE, rel=0.05)
+    from_logits = klr.TemperatureScaling().fit(z, labels, method="nll")
+    assert from_logits == pytest.approx(reference, rel=1e-5)
+    probabilities = oracle.softmax(z).astype(dtype)
+    layer = klr.TemperatureScaling(from_logits=False, dtype=dtype)
+    # With log p clipped at 1e-7 this was 4.7 (float32 and float64 alike).
+    from_probabilities = layer.fit(probabilities, labels, method="nll")
+    assert from_probabilities == pytest.approx(from_logits, rel=0.01)
+    assert from_probabilities == pytest.approx(reference, rel=1e-3)
+    # The layer scales the same log-probabilities the fit saw: softmax(log p / T) is
+    # softmax(z / T), tail included.
+    calibrated = oracle.softmax(keras.ops.convert_to_numpy(layer(probabilities)))
+    np.testing.assert_allclose(calibrated, oracle.softmax(z / from_probabilities), atol=2e-6)
+
+
+def test_calibrate_through_a_softmax_layer_keeps_the_tail(rng):
+    z, labels = _confident_logits(rng)
+    inputs = keras.Input((z.shape[1],))
+    logits = keras.layers.Rescaling(TRUE_TEMPERATURE)(inputs)
+    model = keras.Model(inputs, keras.layers.Softmax()(logits))
+    x = (z / TRUE_TEMPERATURE).astype("float32")
+    calibrated = klr.calibrate(model, (x, labels), method="nll")
+    layer = calibrated.get_layer("temperature_scaling")
+    assert layer.from_logits is False  # chosen from the Softmax layer
+    temperature = _temperature(calibrated)
+    assert temperature == pytest.approx(klr.TemperatureScaling().fit(z, labels, "nll"), rel=0.01)
+    assert temperature == pytest.approx(_nll_minimiser_log_space(z, labels), rel=0.01)
+    np.testing.assert_allclose(
+        calibrated.predict(x, verbose=0), oracle.softmax(z / temperature), atol=2e-6
+    )
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_log_probability_floors(dtype):
+    from keras_label_relaxation import _numerics
+
+    p = np.array([[0.5, 0.5 - 3e-30, 1e-30, 2e-30, 0.0]], dtype=dtype)
+    tensor = keras.ops.convert_to_tensor(p)
+    # Default: the losses' clip at [eps, 1 - eps], unchanged to the bit, as Keras'
+    # cross-entropy (whose torch backend rounds eps to float32: agreement to 1e-9).
+    clipped = keras.ops.convert_to_numpy(_numerics.log_probabilities(tensor, from_logits=False))
+    eps = keras.backend.epsilon()
+    unchanged = keras.ops.log(
+        keras.ops.clip(tensor / keras.ops.sum(tensor, axis=-1, keepdims=True), eps, 1.0 - eps)
+    )
+    np.testing.assert_array_equal(clipped, keras.ops.convert_to_numpy(unchanged))
+    for k in range(p.shape[1]):
+        keras_ce = keras.ops.categorical_crossentropy(
+            keras.ops.convert_to_tensor(np.eye(p.shape[1], dtype=dtype)[k : k + 1]), tensor
+        )
+        np.testing.assert_allclose(-keras.ops.convert_to_numpy(keras_ce), clipped[:, k], rtol=1e-7)
+    # "tiny": log p down to the dtype's smallest normal number, which log 0 becomes.
+    tiny = keras.ops.convert_to_numpy(
+        _numerics.log_probabilities(tensor, from_logits=False, floor="tiny")
+    )
+    assert tiny.dtype == np.dtype(dtype)
+    expected = np.log(np.maximum(p.astype(np.float64), np.finfo(dtype).tiny))
+    np.testing.assert_allclose(tiny, expected, rtol=1e-6)
+    nan_row = keras.ops.convert_to_tensor(np.array([[0.5, np.nan]], dtype=dtype))
+    assert np.isnan(
+        keras.ops.convert_to_numpy(_numerics.log_probabilities(nan_row, False, floor="tiny"))
+    ).all()
+    with pytest.raises(ValueError, match=r"argument `floor`.*Received: floor='zero'"):
+        _numerics.log_probabilities(tensor, from_logits=False, floor="zero")
+
+
+# --- The paper's grid is loud when it chooses one of its edges.
+
+
+def test_grid_edge_warning_is_public():
+    from keras_label_relaxation.calibration import GridEdgeWarning
+
+    assert issubclass(GridEdgeWarning, UserWarning)
+    assert "GridEdgeWarning" in klr.calibration.__all__
+
+
+@pytest.mark.parametrize(
+    "scale, edge, side",
+    [(8.0, 3.0, "largest"), (0.1, 0.25, "smallest")],
+    ids=["best_above_grid", "best_below_grid"],
+)
+def test_grid_fit_at_an_edge_warns(rng, scale, edge, side):
+    from keras_label_relaxation.calibration import GridEdgeWarning
+
+    z, labels = _calibrated_logits(rng, n=2000)
+    logits = scale * z  # calibrated at T = scale, outside [0.25, 3]
+    eces = [_ece_loop(labels, oracle.softmax(logits / t), 15) for t in klr.PAPER_TEMPERATURE_GRID]
+    assert klr.PAPER_TEMPERATURE_GRID[int(np.argmin(eces))] == edge
+    with pytest.warns(GridEdgeWarning) as record:
+        fitted = klr.TemperatureScaling().fit(logits, labels, method="grid")
+    assert fitted == edge
+    (warning,) = [w for w in record if w.category is GridEdgeWarning]
+    message = str(warning.message)
+    assert f"T={edge:g}, the {side} value of argument `grid`" in message
+    assert "[0.25, 3]" in message and 'method="nll"' in message
+    assert warning.filename == __file__  # points at the caller of fit
+    # calibrate warns too, pointing at its caller.
+    model = _scaled_model(scale, ends_in_softmax=False)
+    with pytest.warns(GridEdgeWarning, match=rf"T={edge:g}, the {side} value") as record:
+        assert _temperature(klr.calibrate(model, (z.astype("float32"), labels))) == edge
+    assert [w.filename for w in record if w.category is GridEdgeWarning] == [__file__]
+    # The edge is the smallest or largest value, wherever it sits in the grid.
+    unsorted = (1.0, 3.0, 0.25) if edge == 0.25 else (3.0, 0.25, 1.0)
+    with pytest.warns(GridEdgeWarning, match=r"spans \[0\.25, 3\]"):
+        assert klr.TemperatureScaling().fit(logits, labels, grid=unsorted) == edge
+
+
+def test_grid_fit_inside_the_grid_warns_nothing(rng):
+    z, labels = _calibrated_logits(rng, n=2000)
+    logits = 1.7 * z
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fitted = klr.TemperatureScaling().fit(logits, labels, method="grid")
+        assert min(klr.PAPER_TEMPERATURE_GRID) < fitted < max(klr.PAPER_TEMPERATURE_GRID)
+        # A grid of one value has no edge to warn about.
+        assert klr.TemperatureScaling().fit(8.0 * z, labels, grid=(3.0,)) == 3.0
+        assert klr.TemperatureScaling().fit(8.0 * z, labels, grid=(3.0, 3.0)) == 3.0
+        # NLL fits have no grid.
+        klr.TemperatureScaling().fit(8.0 * z, labels, method="nll")

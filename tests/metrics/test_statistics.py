@@ -8,8 +8,6 @@ larger runs are benchmarks/bench_statistics.py (BENCHMARKS.md).
 """
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,9 +15,7 @@ from scipy import optimize, stats
 
 from keras_label_relaxation.experiments import comparison_marks
 from keras_label_relaxation.metrics import statistics
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import simulation  # noqa: E402
+from tests import simulation
 
 
 def test_wilson_interval_inverts_the_score_test():
