@@ -65,40 +65,47 @@ class BinnedCalibrationMetric(keras.metrics.Metric):
     The state is ``metrics.functional.bin_sums``' four sums: weight, weight
     times confidence, weight times correctness and squared weight
     (``bin_weight``, ``bin_confidence``, ``bin_correct``,
-    ``bin_weight_squared``), summed across batches and replicas.
+    ``bin_weight_squared``, kept only with ``squared=True``: the debiased
+    estimators need it), summed across batches and replicas.
     """
 
     STATES = ("bin_weight", "bin_confidence", "bin_correct", "bin_weight_squared")
 
-    def __init__(self, num_cells, from_logits, validate_args, name, dtype, state_shape=()):
+    def __init__(
+        self, num_cells, from_logits, validate_args, name, dtype, state_shape=(), squared=False
+    ):
         super().__init__(name=name, dtype=dtype)
         self.num_cells = num_cells
+        self.squared = bool(squared)
+        self.states = self.STATES if self.squared else self.STATES[:3]
         self.from_logits = bool(from_logits)
         self.validate_args = bool(validate_args)
         shape = (*state_shape, self.num_cells)
-        for state in self.STATES:
+        for state in self.states:
             variable = self.add_variable(
                 shape=shape, initializer="zeros", dtype=self.dtype, aggregation="sum", name=state
             )
             setattr(self, state, variable)
 
     def _bins(self, labels, probs, weights):
-        return F.top_label_bins(labels, probs, weights, self.num_cells)
+        return F.top_label_bins(labels, probs, weights, self.num_cells, self.squared)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         labels, probs, weights = F.prepare(
             y_true, y_pred, sample_weight, self.from_logits, self.validate_args
         )
-        for state, value in zip(self.STATES, self._bins(labels, probs, weights)):
+        for state, value in zip(self.states, self._bins(labels, probs, weights)):
             variable = getattr(self, state)
             variable.assign_add(ops.cast(value, self.dtype))
 
     def _state(self):
-        """The four bin sums as tensors (JAX ops do not take Keras variables)."""
-        return tuple(ops.convert_to_tensor(getattr(self, state)) for state in self.STATES)
+        """``(n, s, a, q)`` as tensors (JAX ops do not take Keras variables); ``q`` is None
+        unless kept."""
+        state = tuple(ops.convert_to_tensor(getattr(self, name)) for name in self.states)
+        return state + (None,) * (4 - len(state))
 
     def reset_state(self):
-        for variable in (getattr(self, state) for state in self.STATES):
+        for variable in (getattr(self, state) for state in self.states):
             # ops.zeros, not ops.zeros_like(variable): the latter fails on JAX.
             variable.assign(ops.zeros(variable.shape, dtype=variable.dtype))
 
@@ -239,7 +246,9 @@ class ClasswiseExpectedCalibrationError(_EqualWidthMetric):
         )
 
     def _bins(self, labels, probs, weights):
-        return F.classwise_bins(labels, probs, weights, self.num_bins, self.num_classes)
+        return F.classwise_bins(
+            labels, probs, weights, self.num_bins, self.num_classes, self.squared
+        )
 
     def result(self):
         return F.reduce_classes(F.binned_error(*self._state()[:3], "l1"), "l1", "classwise")

@@ -236,9 +236,13 @@ def smooth_calibration_error(
 class _HistogramMetric(BinnedCalibrationMetric):
     """State: per-cell weight, confidence sum and outcome sum over ``resolution`` cells."""
 
-    def __init__(self, resolution, from_logits, validate_args, name, dtype, state_shape=()):
+    def __init__(
+        self, resolution, from_logits, validate_args, name, dtype, state_shape=(), squared=False
+    ):
         self.resolution = _validation.check_integer(resolution, "resolution", 1)
-        super().__init__(self.resolution, from_logits, validate_args, name, dtype, state_shape)
+        super().__init__(
+            self.resolution, from_logits, validate_args, name, dtype, state_shape, squared
+        )
 
     def get_config(self):
         return {**super().get_config(), "resolution": self.resolution}
@@ -304,12 +308,17 @@ class CalibrationError(_HistogramMetric):
             )
             state_shape = (int(num_classes),)
         self.num_classes = None if num_classes is None else int(num_classes)
-        super().__init__(resolution, from_logits, validate_args, name, dtype, state_shape)
+        # Squared weights only for the debiased estimators (their effective bin sizes).
+        super().__init__(
+            resolution, from_logits, validate_args, name, dtype, state_shape, self.debiased
+        )
 
     def _bins(self, labels, probs, weights):
         if self.mode == "top_label":
-            return F.top_label_bins(labels, probs, weights, self.resolution)
-        return F.classwise_bins(labels, probs, weights, self.resolution, self.num_classes)
+            return F.top_label_bins(labels, probs, weights, self.resolution, self.squared)
+        return F.classwise_bins(
+            labels, probs, weights, self.resolution, self.num_classes, self.squared
+        )
 
     def result(self):
         n, s, a, q = self._state()
@@ -318,7 +327,10 @@ class CalibrationError(_HistogramMetric):
             ids = ops.broadcast_to((cells * self.num_bins) // self.resolution, n.shape)
         else:
             ids = F.equal_mass_bins(n, self.num_bins)
-        n, s, a, q = (F.rowwise_segment_sum(v, ids, self.num_bins) for v in (n, s, a, q))
+        n, s, a, q = (
+            None if v is None else F.rowwise_segment_sum(v, ids, self.num_bins)
+            for v in (n, s, a, q)
+        )
         return F.reduce_classes(
             F.binned_error(n, s, a, self.norm, self.debiased, q), self.norm, self.mode
         )

@@ -153,16 +153,18 @@ def bin_index(confidence, num_bins):
     return ops.clip(index, 0, num_bins - 1)
 
 
-def bin_sums(confidence, correct, weights, num_bins):
+def bin_sums(confidence, correct, weights, num_bins, squared=True):
     """Per equal-width bin: ``(n, s, a, q)``, the summed weight, weight times confidence,
     weight times correctness and squared weight.
 
     ``confidence`` and ``correct`` are ``(N,)``; ``weights`` ``(N,)`` gives sums
     ``(num_bins,)``, and ``(R, N)`` (e.g. ``R`` bootstrap replicates' draw
     counts) gives ``(R, num_bins)``: the bins depend on the confidences only.
+    ``squared=False`` leaves out ``q`` (only the debiased estimators need it).
     """
     index = bin_index(confidence, num_bins)
-    values = (weights, weights * confidence, weights * correct, ops.square(weights))
+    values = (weights, weights * confidence, weights * correct)
+    values += (ops.square(weights),) if squared else ()
     if len(weights.shape) == 1:
         return tuple(_numerics.segment_sum(v, index, num_bins) for v in values)
     index = ops.broadcast_to(index, weights.shape)
@@ -176,12 +178,12 @@ def top_label(labels, probs):
     return confidence, ops.cast(ops.equal(predicted, labels), probs.dtype)
 
 
-def top_label_bins(labels, probs, weights, num_bins):
+def top_label_bins(labels, probs, weights, num_bins, squared=True):
     """Per-bin ``(n, s, a, q)`` of the top label (see ``bin_sums``)."""
-    return bin_sums(*top_label(labels, probs), weights, num_bins)
+    return bin_sums(*top_label(labels, probs), weights, num_bins, squared)
 
 
-def classwise_bins(labels, probs, weights, num_bins, num_classes):
+def classwise_bins(labels, probs, weights, num_bins, num_classes, squared=True):
     """Per (class, bin) weight, summed ``p_k``, summed ``[y = k]`` and summed squared weight,
     each ``(K, num_bins)``.
 
@@ -202,8 +204,10 @@ def classwise_bins(labels, probs, weights, num_bins, num_classes):
         _numerics.segment_sum(ops.reshape(spread, (-1,)), cells, k * num_bins),
         _numerics.segment_sum(ops.reshape(spread * probs, (-1,)), cells, k * num_bins),
         _numerics.segment_sum(weights, label_cells, k * num_bins),
-        _numerics.segment_sum(ops.reshape(ops.square(spread), (-1,)), cells, k * num_bins),
     )
+    if squared:
+        squares = ops.reshape(ops.square(spread), (-1,))
+        sums += (_numerics.segment_sum(squares, cells, k * num_bins),)
     return tuple(ops.reshape(v, (k, num_bins)) for v in sums)
 
 
