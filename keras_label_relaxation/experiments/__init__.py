@@ -1,11 +1,6 @@
 """Experiments: the runs that reproduce the paper's comparisons."""
 
-from keras_label_relaxation.experiments.compare import (
-    DEFAULT_LOSSES,
-    LOSS_LABELS,
-    TS_LABEL,
-    compare,
-)
+from keras_label_relaxation.experiments.compare import compare
 from keras_label_relaxation.experiments.evaluation import (
     METRICS,
     TABLE_METRICS,
@@ -20,6 +15,7 @@ from keras_label_relaxation.experiments.outputs import (
     smoothed_reliability,
 )
 from keras_label_relaxation.experiments.paper import PaperLearningRate, paper_sgd
+from keras_label_relaxation.experiments.protocol import DEFAULT_LOSSES, LOSS_LABELS, TS_LABEL
 from keras_label_relaxation.experiments.ranks import average_ranks, competition_ranks
 from keras_label_relaxation.experiments.reproduction import Reproduction, reproduce
 from keras_label_relaxation.experiments.summary import comparison_marks, summarise

@@ -10,9 +10,12 @@ class RunStore:
     """``config.json`` (what a run is), ``trials.jsonl`` (its finished units, one per line)
     and ``outcomes/`` (per unit, each test example's confidence and correctness).
 
-    A directory belongs to one configuration: opening it with another raises,
-    naming the differing keys. Units are appended and synced as they finish,
-    so an interrupted run resumes from the last one.
+    A directory belongs to one configuration, which the process that opens a
+    ``RunStore`` on it first claims (writes): a single process, or the chief
+    of a distributed run (its workers only ``check_config``). Opening it with
+    another configuration raises, naming the differing keys and what the
+    directory holds. Units are appended and synced as they finish, so an
+    interrupted run resumes from the last one.
 
     Args:
         out_dir: The run's directory (created if missing).
@@ -22,22 +25,10 @@ class RunStore:
     def __init__(self, out_dir, config):
         self.out_dir = out_dir
         os.makedirs(out_dir, exist_ok=True)
-        config_path = os.path.join(out_dir, "config.json")
-        if os.path.exists(config_path):
-            with open(config_path) as f:
-                stored = json.load(f)
-            if stored != config:
-                differing = sorted(
-                    k for k in set(stored) | set(config) if stored.get(k) != config.get(k)
-                )
-                raise ValueError(
-                    f"{out_dir} holds results of a different configuration (differing: "
-                    f"{', '.join(differing)}). Use another --out directory, or delete it to "
-                    "start over."
-                )
-        else:  # atomically: the processes of a distributed run may open it at once
+        if not check_config(out_dir, config):
+            # atomically: two processes may claim it at once (the last one's copy stays)
             text = json.dumps(config, indent=2, sort_keys=True).encode()
-            write_atomically(config_path, lambda f: f.write(text))
+            write_atomically(_config_path(out_dir), lambda f: f.write(text))
         self.path = os.path.join(out_dir, "trials.jsonl")
         #: ``{(seed, loss label): record}`` of the finished units.
         self.done = {}
@@ -81,6 +72,67 @@ class RunStore:
             return None
         with np.load(path) as stored:
             return stored["confidence"], stored["correct"]
+
+
+def _config_path(out_dir):
+    return os.path.join(out_dir, "config.json")
+
+
+def check_config(out_dir, config):
+    """Whether ``out_dir`` holds the configuration ``config``; reads only.
+
+    Returns:
+        ``True`` when its ``config.json`` equals ``config``, ``False`` when it
+        has none (no run claimed the directory yet).
+
+    Raises:
+        ValueError: when it holds another configuration, naming the differing
+            keys and what the directory holds: finished results, or only the
+            configuration another run claimed it with (that run may still be
+            starting or running).
+    """
+    path = _config_path(out_dir)
+    if not os.path.exists(path):
+        return False
+    with open(path) as f:
+        stored = json.load(f)
+    if stored == config:
+        return True
+    differing = ", ".join(
+        sorted(k for k in set(stored) | set(config) if stored.get(k) != config.get(k))
+    )
+    held = _results_held(out_dir)
+    if held:
+        raise ValueError(
+            f"{out_dir} holds results of a different configuration (differing: {differing}): "
+            f"{held}. Use another --out directory, or delete it to start over."
+        )
+    raise ValueError(
+        f"{out_dir} holds only the configuration of a different run (config.json, differing: "
+        f"{differing}; no results yet): that run claimed the directory and may still be "
+        "starting or running. Use another --out directory, or, if that run is gone, delete it "
+        "to start over."
+    )
+
+
+def _results_held(out_dir):
+    """What results ``out_dir`` holds, in words (empty when none)."""
+    held = []
+    path = os.path.join(out_dir, "trials.jsonl")
+    if os.path.exists(path):
+        with open(path) as f:
+            finished = sum(1 for line in f if line.strip())
+        if finished:
+            held.append(f"{finished} finished (seed, loss) unit(s) in trials.jsonl")
+    units = os.path.join(out_dir, "units")  # a distributed run's finished units
+    if os.path.isdir(units):
+        finished = sum(1 for name in os.listdir(units) if name.endswith(".json"))
+        if finished:
+            held.append(f"{finished} finished unit(s) of a distributed run in units/")
+    tuner = os.path.join(out_dir, "tuner")  # a single process' searches
+    if os.path.isdir(tuner) and os.listdir(tuner):
+        held.append(f"{len(os.listdir(tuner))} search(es) in tuner/")
+    return ", ".join(held)
 
 
 def write_atomically(path, write):

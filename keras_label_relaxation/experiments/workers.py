@@ -57,9 +57,14 @@ class UnitOracle(keras_tuner.Oracle):
     """Hands out the units of a run as keras-tuner trials, each once its dependencies are done.
 
     A trial's hyperparameters are the unit's fields (``Fixed`` values). A
-    worker asks with its tuner id followed by ``@`` and the run's key; a
-    worker of another run (the next block of ``klr reproduce``, or a
-    different command line) is told to wait (``IDLE``), and is not waited for.
+    worker asks with its tuner id followed by ``@`` and the run's key. A
+    worker of another run is not waited for: one asking for a run this
+    process finished before (a worker slower than the chief through the blocks
+    of ``klr reproduce``) is told to stop (``STOPPED``, no error); any other
+    (the next block of ``klr reproduce``, or a different command line) is told
+    to wait (``IDLE``) and which run this chief serves: ``run_key`` and
+    ``run_info`` as the trial's hyperparameters, from which ``UnitWorker``
+    decides whether to wait or to end with an error.
 
     Args:
         units: ``{unit id: {field: int, float or str}}`` in the order to run them.
@@ -71,11 +76,14 @@ class UnitOracle(keras_tuner.Oracle):
             worker; returns the error to raise on the chief.
         lease_seconds: A worker silent this long has lost its unit.
         progress: Callable receiving progress lines.
+        run_info: ``{name: str}`` describing the run beyond its key (the
+            backend, dtype policy and strategy), told to workers of other runs.
+        finished_runs: Keys of the runs this process served to the end before.
     """
 
     def __init__(
         self, units, dependencies, run_key, on_done, on_failed, lease_seconds=60.0,
-        progress=print,
+        progress=print, run_info=None, finished_runs=(),
     ):  # fmt: skip
         super().__init__(objective=keras_tuner.Objective("done", "max"), max_trials=None)
         self.units = dict(units)
@@ -85,6 +93,8 @@ class UnitOracle(keras_tuner.Oracle):
         self.on_failed = on_failed
         self.lease_seconds = float(lease_seconds)
         self.progress = progress or (lambda line: None)
+        self.run_info = dict(run_info or {})
+        self.finished_runs = frozenset(finished_runs)
         self.pending = list(self.units)
         self.finished = set()
         #: ``{tuner id: last time it was heard of}`` of the workers still taking part.
@@ -104,13 +114,17 @@ class UnitOracle(keras_tuner.Oracle):
     def create_trial(self, tuner_id):
         worker, key = self._key(tuner_id)
         if key != self.run_key:
+            if key in self.finished_runs:
+                self.progress(f"{worker} asks for run {key}, which this chief finished: it stops.")
+                return self._trial(TrialStatus.STOPPED)
             if tuner_id not in self._strangers:
                 self._strangers.add(tuner_id)
                 self.progress(
                     f"{worker} asks for run {key or '(no key)'}, not this run ({self.run_key}): "
-                    "it waits (a later block of the same command, or another command line)."
+                    "it is told so (a later block of the same command waits; a worker of "
+                    "another configuration, backend, dtype policy or strategy ends)."
                 )
-            return self._trial(TrialStatus.IDLE)
+            return self._trial(TrialStatus.IDLE, {"run_key": self.run_key, **self.run_info})
         now = time.monotonic()
         self.workers[worker] = now
         self._expire(now)
@@ -226,6 +240,15 @@ class UnitWorker(BaseTuner):
     units, runs each through ``run_unit(fields)`` while a thread sends
     heartbeats, and reports it finished or failed (re-raising the failure).
 
+    A worker whose chief serves another run ends with an error instead of
+    waiting for keras-tuner's one-hour client timeout: at once when the
+    chief's ``run_info`` differs from its own (another backend, dtype policy
+    or strategy: never served) or when ``on_other_run`` raises (``compare``'s
+    check that the chief has not claimed this run's directory for another
+    configuration), and after ``stranger_seconds`` of being told so otherwise
+    (a later block of ``klr reproduce`` waits less: the chief lingers one lease
+    after a block, then serves the next).
+
     Args:
         run_unit: ``run_unit(fields)``: runs one unit and writes its result
             (``None`` on the chief).
@@ -234,16 +257,32 @@ class UnitWorker(BaseTuner):
         lease_seconds: The oracle's lease; heartbeats go every sixth of it,
             idle workers ask again every twentieth.
         oracle: The chief's ``UnitOracle`` (a worker talks to the chief's).
+        run_info: ``{name: str}`` of this worker's run, compared with the
+            chief's (``UnitOracle``'s ``run_info``).
+        stranger_seconds: How long a worker waits while its chief serves one
+            other run (``None``: as long as it takes).
+        on_other_run: ``on_other_run({"run_key": ..., **chief's run_info})``,
+            called whenever the chief says it serves another run; may raise.
+        progress: Callable receiving progress lines.
     """
 
-    def __init__(self, run_unit, run_key, directory, lease_seconds=60.0, oracle=None):
+    def __init__(
+        self, run_unit, run_key, directory, lease_seconds=60.0, oracle=None, run_info=None,
+        stranger_seconds=None, on_other_run=None, progress=None,
+    ):  # fmt: skip
         oracle = oracle or UnitOracle({}, {}, run_key, None, None, lease_seconds)
         super().__init__(oracle, directory=directory, project_name="units", overwrite=True)
         self.run_unit = run_unit
+        self.run_key = run_key
         self.tuner_id = f"{self.tuner_id}@{run_key}"
         self.lease_seconds = float(lease_seconds)
+        self.run_info = dict(run_info or {})
+        self.stranger_seconds = stranger_seconds
+        self.on_other_run = on_other_run
+        self.progress = progress or (lambda line: None)
         #: The units this process ran.
         self.ran = []
+        self._other_run = None  # (the other run's key, when the chief first said so)
 
     def run(self):
         if role() == "chief":
@@ -261,8 +300,10 @@ class UnitWorker(BaseTuner):
                     raise RuntimeError(f"The chief stopped the run: {error}")
                 return
             if trial.status == TrialStatus.IDLE:
+                self._check_other_run(trial.hyperparameters.values)
                 time.sleep(self.lease_seconds / 20)
                 continue
+            self._other_run = None
             fields = trial.hyperparameters.values
             try:
                 with _Heartbeat(self.oracle, trial.trial_id, self.lease_seconds / 6):
@@ -275,8 +316,51 @@ class UnitWorker(BaseTuner):
             trial.status = TrialStatus.COMPLETED
             self.oracle.end_trial(trial)
 
+    def _check_other_run(self, served):
+        """Raise if the chief, serving the run ``served`` describes, will never serve this one."""
+        other = served.get("run_key", self.run_key)
+        if other == self.run_key:  # this run: its units are not ready yet
+            self._other_run = None
+            return
+        chief = "The chief" + _address()
+        differing = [k for k in sorted(self.run_info) if served.get(k) != self.run_info[k]]
+        if differing:
+            raise RuntimeError(
+                f"{chief} serves run {other}, not this worker's run ({self.run_key}), and never "
+                "will: it runs with "
+                + ", ".join(f"{k}={served.get(k)!r}" for k in differing)
+                + ", this worker with "
+                + ", ".join(f"{k}={self.run_info[k]!r}" for k in differing)
+                + ". Start every process of a run with the same backend, dtype policy and "
+                "strategy."
+            )
+        if self.on_other_run is not None:
+            self.on_other_run(served)
+        now = time.monotonic()
+        if self._other_run is None or self._other_run[0] != other:
+            self._other_run = (other, now)
+            self.progress(
+                f"{chief} serves run {other}, not this worker's run ({self.run_key}): waiting "
+                + ("" if self.stranger_seconds is None else f"at most {self.stranger_seconds:g} s ")
+                + "for it to move on (a later block of the same command)."
+            )
+        waited = now - self._other_run[1]
+        if self.stranger_seconds is not None and waited > self.stranger_seconds:
+            raise RuntimeError(
+                f"{chief} has served run {other}, not this worker's run ({self.run_key}), for "
+                f"{waited:.0f} s: this worker's configuration differs from the chief's (another "
+                "command line or --out, other data or settings). Start every process of a run "
+                "with the same command."
+            )
+
     def run_trial(self, trial, *args, **kwargs):  # pragma: no cover - run() runs the units
         raise NotImplementedError
+
+
+def _address():
+    """`` at IP:PORT`` of the chief from keras-tuner's variables (empty without them)."""
+    ip, port = (os.environ.get(k) for k in ENV_VARS[1:])
+    return f" at {ip}:{port}" if ip and port else ""
 
 
 class _Heartbeat:

@@ -118,6 +118,8 @@ class FinalEpochGridSearch(keras_tuner.Tuner):
         #: ``{trial_id: (hyperparameters, final-epoch objective)}`` of the trials this tuner
         #: completed itself (in a distributed search, a worker's share of the grid).
         self.completed_trials = {}
+        #: The exception of the last trial this tuner ran that raised, or ``None``.
+        self.trial_error = None
         self._last_score = {}
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
 
@@ -128,10 +130,14 @@ class FinalEpochGridSearch(keras_tuner.Tuner):
 
     def run_trial(self, trial, *args, callbacks=None, **kwargs):
         name = self.oracle.objective.name
-        score = train_and_score(
-            self.hypermodel, trial.hyperparameters, self.trial_seed, name, *args,
-            callbacks=callbacks, **kwargs,
-        )  # fmt: skip
+        try:
+            score = train_and_score(
+                self.hypermodel, trial.hyperparameters, self.trial_seed, name, *args,
+                callbacks=callbacks, **kwargs,
+            )  # fmt: skip
+        except Exception as error:
+            self.trial_error = error  # for ``search`` to raise instead of keras-tuner's summary
+            raise
         self._last_score[trial.trial_id] = score
         if math.isnan(score):
             # keras-tuner turns a NaN score into an invalid trial, which counts as a failure
@@ -282,6 +288,9 @@ def search(
 
     Raises:
         ValueError: when every trial diverged, naming the scores.
+        Exception: the error of a trial that raised (it ends the search), as
+            the trial raised it, rather than keras-tuner's "Number of
+            consecutive failures exceeded the limit" around its traceback.
     """
     import tempfile
 
@@ -301,9 +310,18 @@ def search(
         project_name=project_name,
         overwrite=False,
     )
-    tuner.search(
-        **_trial_fit_kwargs(x_fit, y_fit, x_val, y_val, epochs, batch_size, callbacks, verbose)
-    )
+    try:
+        tuner.search(
+            **_trial_fit_kwargs(x_fit, y_fit, x_val, y_val, epochs, batch_size, callbacks, verbose)
+        )
+    except RuntimeError as error:
+        # A failed trial ends the search (max_consecutive_failed_trials=1): keras-tuner raises
+        # "Number of consecutive failures exceeded the limit" with the trial's traceback as
+        # text at its end. The trial's own error, with that traceback, says first what is
+        # wrong (e.g. a `batch_size` refused).
+        if tuner.trial_error is None or "consecutive failures" not in str(error):
+            raise
+        raise tuner.trial_error from None
     if tuner.is_worker:  # the chief holds the grid; a worker knows the trials it ran
         own = tuner.completed_trials.values()
         scores = {float(hp.get(hypermodel.param_name)): s for hp, s in own}

@@ -1,15 +1,24 @@
 """The comparison runner: end to end, resume, outputs, bad input."""
 
 import csv
+import functools
+import importlib.util
 import json
+import os
+import subprocess
+import sys
+import textwrap
 
+import keras
 import numpy as np
 import pytest
 
 from keras_label_relaxation import datasets, models
+from keras_label_relaxation.calibration import TemperatureScaling
 from keras_label_relaxation.cli import main
 from keras_label_relaxation.datasets import tfds_source
 from keras_label_relaxation.experiments import compare, paper
+from keras_label_relaxation.experiments.store import RunStore, check_config
 from tests.conftest import write_idx
 
 SMALL = {"losses": ["ce", "lr"], "grids": {"lr": [0.05, 0.2]}, "seeds": 1, "epochs": 2}
@@ -75,7 +84,12 @@ def test_resume_reuses_finished_units_and_gives_the_same_table(digits, tmp_path)
 def test_other_configuration_in_the_same_directory_is_refused(digits, tmp_path):
     out = str(tmp_path / "run")
     compare(models.simple_dense, digits, out_dir=out, progress=None, **SMALL)
-    with pytest.raises(ValueError, match=r"different configuration \(differing: epochs\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"holds results of a different configuration "
+        r"\(differing: epochs\): 3 finished \(seed, loss\) "
+        r"unit\(s\) in trials.jsonl, 1 search\(es\) in tuner/",
+    ):
         compare(models.simple_dense, digits, out_dir=out, progress=None, **{**SMALL, "epochs": 3})
 
 
@@ -280,3 +294,78 @@ def test_no_augment_turns_the_augmentation_off(tmp_path, monkeypatch, capsys):
     assert code == 0
     assert json.loads((tmp_path / "cli" / "config.json").read_text())["augment"] is False
     assert "augmented" not in capsys.readouterr().out
+
+
+def test_a_directory_holding_only_another_runs_configuration_says_so(tmp_path):
+    out = str(tmp_path / "run")
+    RunStore(out, {"epochs": 1})  # claimed by a run that has not finished a unit yet
+    with pytest.raises(
+        ValueError,
+        match=r"holds only the configuration of a different run "
+        r"\(config.json, differing: epochs; no results yet\)",
+    ):
+        RunStore(out, {"epochs": 2})
+    assert check_config(out, {"epochs": 1}) and not check_config(str(tmp_path / "new"), {})
+
+
+def test_a_temperature_on_the_grid_edge_is_recorded_and_reported(digits, tmp_path, monkeypatch):
+    # A grid of two values: the fitted temperature is always one of its edges, and the fit
+    # warns (GridEdgeWarning, from the package: an error under this project's pytest filters
+    # unless the runner catches it).
+    fit = functools.partialmethod(TemperatureScaling.fit, grid=(0.5, 2.0))
+    monkeypatch.setattr(TemperatureScaling, "fit", fit)
+    lines = []
+    results = compare(models.simple_dense, digits, losses=["ce"], epochs=1,
+                      out_dir=str(tmp_path), progress=lines.append)  # fmt: skip
+    ce, ts = results.records
+    assert "warnings" not in ce
+    (message,) = ts["warnings"]
+    assert f"chose T={ts['param']:g}" in message and "which spans [0.5, 2]" in message
+    assert f"[2/2] seed 0, CE+TS: warning: {message}" in lines
+    stored = json.loads((tmp_path / "results.json").read_text())["records"]
+    assert stored[1]["warnings"] == [message]
+
+
+class _TrialError(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        raise ValueError("deliberate error of a search trial")
+
+
+def test_a_failed_search_trial_raises_its_own_error(digits, tmp_path):
+    # keras-tuner ends the search with "Number of consecutive failures exceeded the limit of 1"
+    # and the trial's traceback as text at its end; the search raises the trial's error itself.
+    with pytest.raises(ValueError, match="^deliberate error of a search trial$"):
+        compare(models.simple_dense, digits, losses=["lr"], grids={"lr": [0.1]}, epochs=1,
+                temperature_scaling=False, callbacks=lambda: [_TrialError()],
+                out_dir=str(tmp_path), progress=None)  # fmt: skip
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs jax")
+def test_data_parallel_refuses_a_batch_size_by_name_before_training(tmp_path):
+    # JAX with 2 host devices, in a subprocess (devices are set before JAX starts).
+    script = textwrap.dedent("""
+        import sys
+        from keras_label_relaxation.cli import main
+        for batch, out in zip(("15", "400"), sys.argv[1:]):
+            main(["compare", "--strategy", "data-parallel", "--dataset", "digits", "--limit",
+                  "200", "--losses", "ce,lr", "--epochs", "1", "--batch-size", batch,
+                  "--out", out])
+    """)
+    outs = [tmp_path / "odd", tmp_path / "large"]
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3",
+               XLA_FLAGS="--xla_force_host_platform_device_count=2")  # fmt: skip
+    for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+        env.pop(name, None)
+    result = subprocess.run([sys.executable, "-c", script, *map(str, outs)], env=env,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    errors = [line for line in result.stderr.splitlines() if line.startswith("klr compare:")]
+    assert errors == [
+        "klr compare: error: Invalid value for argument `batch_size` (--batch-size): under "
+        "DataParallel the global batch must split evenly over the 2 devices (1 process(es)). "
+        "Received: batch_size=15",
+        "klr compare: error: Invalid value for argument `batch_size` (--batch-size): "
+        "data-parallel training keeps full batches only, and a search trial's fit part (5/6 of "
+        "the training split) has 167 examples. Received: batch_size=400",
+    ], result.stderr[-3000:]
+    assert "consecutive failures" not in result.stderr + result.stdout
+    assert not any(out.exists() for out in outs)  # refused before the run claimed --out

@@ -10,7 +10,9 @@ process' on the same seeds; every unit (search trial, retraining, CE+TS) ran exa
 both workers took part; a worker killed (SIGKILL) in the middle of a unit loses nothing: the
 chief re-queues the unit when its lease expires, the other worker runs it, the table is the
 same; a unit that raises on a worker makes the chief raise, naming the unit and the worker's
-traceback, and write no table.
+traceback, and write no table; a worker of another configuration started before the chief
+claims nothing (only the chief writes ``config.json``) and ends with an error naming what the
+directory holds as soon as the chief answers, while the chief and its own worker finish.
 """
 
 import json
@@ -159,3 +161,41 @@ def test_a_unit_that_fails_on_a_worker_makes_the_chief_raise_naming_it(tmp_path)
     ended = {t for t in ("tuner0", "tuner1") if codes[t] is not None}
     assert failed and set(told) | set(failed) >= ended
     assert not (out / "table.md").exists()
+
+
+# ``python -c _START_AFTER LOG TEXT ARGV...`` runs ARGV once LOG contains TEXT (or after 120 s).
+_START_AFTER = """
+import os, sys, time
+log, text, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+end = time.monotonic() + 120
+while time.monotonic() < end and not (os.path.exists(log) and text in open(log).read()):
+    time.sleep(0.1)
+os.execv(argv[0], argv)
+"""
+
+
+def test_a_worker_of_another_configuration_started_first_claims_nothing_and_ends(tmp_path):
+    out = tmp_path / "run"
+    args = list(ARGS)
+    args[args.index("--losses") + 1] = "ce"  # 2 units: CE and CE+TS
+    other = list(args)
+    other[other.index("--epochs") + 1] = "1"  # another configuration
+    (port,) = free_ports()
+    # The chief and its worker start once the stranger asks for units (no chief listens yet).
+    after = [sys.executable, "-c", _START_AFTER, str(tmp_path / "stranger.log"), "asking the chief"]
+    commands = {
+        "stranger": (_klr(*other, "--out", str(out)), _env("tuner1", port)),
+        "chief": ([*after, *_klr(*args, "--out", str(out))], _env("chief", port)),
+        "tuner0": ([*after, *_klr(*args, "--out", str(out))], _env("tuner0", port)),
+    }
+    logs, codes = run_processes(commands, tmp_path, DEADLINE, check=False)
+    assert codes == {"stranger": 2, "chief": 0, "tuner0": 0}, {
+        n: t[-3000:] for n, t in logs.items()
+    }
+    error = next(line for line in logs["stranger"].splitlines() if "klr compare: error:" in line)
+    assert re.search(r"The chief serves run \w+, not this worker's run \(\w+\): .*run holds "
+                     r"(only the configuration of a different run|results of a different "
+                     r"configuration) \(.*differing: epochs", error), error  # fmt: skip
+    assert len(re.findall(r"tuner1 asks for run \w+, not this run", logs["chief"])) == 1
+    assert json.loads((out / "config.json").read_text())["epochs"] == 2  # the chief's
+    assert (out / "table.md").exists() and len(_ran(logs["tuner0"])) == 2

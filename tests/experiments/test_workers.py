@@ -1,4 +1,5 @@
-"""``UnitOracle``: the chief's side of a distributed run, called as keras-tuner's servicer calls it.
+"""``UnitOracle``: the chief's side of a distributed run, called as keras-tuner's servicer calls it;
+``UnitWorker``: a worker's side against a chief that serves another run.
 
 In one process, without gRPC: workers are tuner ids ``"tuner0@KEY"``; their requests are the
 oracle's ``create_trial``, ``get_trial`` (the heartbeat) and ``end_trial``. The end-to-end runs
@@ -10,13 +11,13 @@ import time
 import pytest
 from keras_tuner.src.engine.trial import TrialStatus
 
-from keras_label_relaxation.experiments.workers import UnitOracle, role
+from keras_label_relaxation.experiments.workers import UnitOracle, UnitWorker, role
 
 STATUS = TrialStatus
 KEY = "run1"
 
 
-def _oracle(lease_seconds=60.0, fail_on_done=()):
+def _oracle(lease_seconds=60.0, fail_on_done=(), **kwargs):
     done, lines = [], []
 
     def on_done(unit, worker):
@@ -33,7 +34,7 @@ def _oracle(lease_seconds=60.0, fail_on_done=()):
     oracle = UnitOracle(
         units, {"train": ["search a", "search b"]}, KEY, on_done,
         lambda unit, worker: RuntimeError(f"{unit} failed on {worker}"),
-        lease_seconds=lease_seconds, progress=lines.append,
+        lease_seconds=lease_seconds, progress=lines.append, **kwargs,
     )  # fmt: skip
     return oracle, done, lines
 
@@ -150,3 +151,85 @@ def test_role_needs_all_three_variables(monkeypatch):
     assert role() == "chief"
     monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner0")
     assert role() == "worker"
+
+
+# A worker's side (``UnitWorker``) against a chief serving another run, in one process: the
+# oracle is the chief's own object, as keras-tuner's servicer would call it over gRPC.
+INFO = {"backend": "jax", "dtype_policy": "float32", "strategy": "default"}
+
+
+@pytest.fixture
+def no_cluster(monkeypatch):
+    for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _worker(tmp_path, oracle, key="other", info=INFO, **kwargs):
+    ran = []
+    worker = UnitWorker(ran.append, key, str(tmp_path), lease_seconds=0.2, oracle=oracle,
+                        run_info=info, **kwargs)  # fmt: skip
+    return worker, ran
+
+
+def _chief(finished_runs=()):
+    oracle, _, lines = _oracle(run_info=INFO, finished_runs=finished_runs)
+    return oracle, lines
+
+
+def test_a_stranger_is_told_which_run_the_chief_serves(no_cluster):
+    oracle, _ = _chief()
+    trial = _ask(oracle, "tuner9", key="other")
+    assert trial.status == STATUS.IDLE
+    assert trial.hyperparameters.values == {"run_key": KEY, **INFO}
+    assert _ask(oracle, "tuner0").hyperparameters.values == {"kind": "search", "value": 0.1}
+
+
+def test_a_worker_the_chief_will_never_serve_ends_at_once(no_cluster, tmp_path):
+    oracle, _ = _chief()
+    worker, ran = _worker(tmp_path, oracle, info={**INFO, "dtype_policy": "mixed_bfloat16"})
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"serves run run1, not this worker's run \(other\), "
+                                           r"and never will: it runs with "
+                                           r"dtype_policy='float32', this worker with "
+                                           r"dtype_policy='mixed_bfloat16'"):  # fmt: skip
+        worker.run()
+    assert time.monotonic() - started < 1.0 and not ran
+
+
+def test_a_stranger_ends_when_the_directory_check_fails(no_cluster, tmp_path):
+    oracle, _ = _chief()
+    seen = []
+
+    def on_other_run(served):
+        seen.append(served)
+        raise ValueError("out holds only the configuration of a different run")
+
+    worker, ran = _worker(tmp_path, oracle, stranger_seconds=60, on_other_run=on_other_run)
+    with pytest.raises(ValueError, match="holds only the configuration"):
+        worker.run()
+    assert seen == [{"run_key": KEY, **INFO}] and not ran
+
+
+def test_a_stranger_waits_a_bounded_time_then_ends(no_cluster, tmp_path):
+    oracle, chief_lines = _chief()
+    lines = []
+    worker, ran = _worker(tmp_path, oracle, stranger_seconds=0.3, progress=lines.append)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"has served run run1, not this worker's run "
+                                           r"\(other\), for \d+ s: this worker's configuration "
+                                           r"differs"):  # fmt: skip
+        worker.run()
+    assert 0.3 < time.monotonic() - started < 2.0 and not ran
+    assert lines == [
+        "The chief serves run run1, not this worker's run (other): waiting at most 0.3 s for "
+        "it to move on (a later block of the same command)."
+    ]
+    assert sum("tuner0 asks for run other, not this run (run1)" in line
+               for line in chief_lines) == 1  # fmt: skip
+
+
+def test_a_worker_asking_for_a_run_the_chief_finished_stops(no_cluster, tmp_path):
+    oracle, lines = _chief(finished_runs={"earlier"})
+    worker, ran = _worker(tmp_path, oracle, key="earlier", stranger_seconds=0.3)
+    worker.run()  # returns: told to stop, without an error
+    assert not ran and "tuner0 asks for run earlier, which this chief finished: it stops." in lines
