@@ -31,8 +31,8 @@ tables (``klr compare``) and the reliability figures all call it:
   splits (``test_train_ratio``), and Holm's (1979) step-down procedure keeps
   the family-wise false-positive rate of all comparisons in a table at the
   level. The example-level bootstrap is no test between losses: it ignores
-  the spread between training runs (a false-positive rate near 50% in the
-  simulation of BENCHMARKS.md).
+  the spread between training runs (it marked some loss in 82-99% of the
+  simulated tables where all losses were alike, BENCHMARKS.md).
 
 Every interval lies in its statistic's range and contains its estimate.
 """

@@ -156,7 +156,7 @@ def _family_wise_rate(tables, effects=None, ratio=0.0, seeds=5):
 
 def test_marks_keep_the_family_wise_false_positive_rate():
     # All six rows from one distribution of training runs (5 seeds): some loss was marked in
-    # about half of such tables before (example-level bootstrap, no multiplicity correction).
+    # 82-99% of such tables before (example-level bootstrap, no multiplicity correction).
     # 600 tables: Monte-Carlo standard error 0.9% at 5%; asserted <= 5% + 2 SE.
     rate, _ = _family_wise_rate(600)
     assert rate <= 0.068
