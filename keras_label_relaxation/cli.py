@@ -69,6 +69,11 @@ def _compare(args):
         return _run_compare(args)
 
 
+def say(line):
+    """Print a progress line at once, also when the output is a file or a pipe."""
+    print(line, flush=True)
+
+
 def _run_compare(args):
     from keras_label_relaxation import datasets, distribute, models
     from keras_label_relaxation.experiments import compare
@@ -102,6 +107,7 @@ def _run_compare(args):
         augment=_augment(args),
         metrics=[name.strip() for name in args.metrics.split(",") if name.strip()],
         lease_seconds=args.lease_seconds,
+        progress=say,
     )
     if results is not None:  # None: a worker of a distributed run (the chief prints the table)
         print(results.to_markdown())
@@ -122,7 +128,7 @@ def _reproduce(args):
                 args.table, dataset, model, optimize_for,
                 out_dir=os.path.join(out_root, f"{dataset}_{model}_{optimize_for}"),
                 quick=args.quick, data_dir=args.data_dir, verbose=args.verbose,
-                augment=_augment(args), lease_seconds=args.lease_seconds,
+                augment=_augment(args), lease_seconds=args.lease_seconds, progress=say,
             )  # fmt: skip
             if block.results is not None:  # None: a worker of a distributed run
                 print(block.to_markdown(), flush=True)
@@ -142,7 +148,7 @@ def _semi_supervised(args):
         source=args.data, seeds=args.seeds, steps=args.steps,
         labels_per_class=args.labels_per_class, batch_size=args.batch_size,
         unlabelled_ratio=args.unlabelled_ratio, test_size=args.test_size, methods=methods,
-        out_dir=args.out, progress=lambda line: print(line, flush=True),
+        out_dir=args.out, progress=say,
     )  # fmt: skip
     print(semi_supervised.to_markdown(results))
     return 0

@@ -1,3 +1,4 @@
+import io
 import json
 import subprocess
 import sys
@@ -46,3 +47,27 @@ def test_only_strategies_that_fit_runs_under_are_offered(capsys):
         main(["compare", "--strategy", "multiworker"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'multiworker'" in capsys.readouterr().err
+
+
+def test_progress_lines_are_flushed_as_they_are_printed(tmp_path, monkeypatch):
+    # Before: klr compare's progress went through print without flush, so behind a pipe or in
+    # a file (the distributed chief's log) a line waited for the next flush of anything else.
+    events = []
+
+    class Recorder(io.StringIO):
+        def write(self, text):
+            events.append(("write", text))
+            return len(text)
+
+        def flush(self):
+            events.append(("flush",))
+
+    monkeypatch.setattr(sys, "stdout", Recorder())
+    argv = ["compare", "--dataset", "digits", "--losses", "ce", "--seeds", "1", "--epochs", "1",
+            "--limit", "300", "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main(argv) == 0
+    progress = [i for i, e in enumerate(events) if e[0] == "write" and e[1].startswith("[")]
+    assert len(progress) >= 4  # running and finished, for CE and CE+TS
+    for index in progress:
+        # print(line, flush=True): the line, its newline, then a flush.
+        assert events[index + 1] == ("write", "\n") and events[index + 2] == ("flush",)
