@@ -253,14 +253,8 @@ def reliability_figure(results, outcomes):
         if not np.isfinite(confidence).all():
             top.text(0.5, 0.5, "diverged", ha="center")
             continue
-        count, _, hits, _ = (
-            ops.convert_to_numpy(v)
-            for v in functional.bin_sums(
-                ops.convert_to_tensor(confidence),
-                ops.convert_to_tensor(correct.astype(np.float64)),
-                ops.convert_to_tensor(np.ones_like(confidence)),
-                NUM_BINS,
-            )
+        count, _, hits = statistics.host_bin_sums(
+            confidence, correct.astype(np.float64), np.ones_like(confidence), NUM_BINS
         )
         accuracy = np.divide(hits, count, out=np.zeros(NUM_BINS), where=count > 0)
         top.bar(edges[:-1], accuracy, width=1.0 / NUM_BINS, align="edge", color="tab:blue",

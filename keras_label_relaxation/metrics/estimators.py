@@ -70,7 +70,7 @@ def _estimate(estimator, y_true, probs, sample_weight, n_bootstrap, confidence_l
     value = float(estimator(labels, probs, weights))
     if n_bootstrap is None:
         return value
-    statistics.check_n_bootstrap(n_bootstrap)
+    # bootstrap_replicates checks n_bootstrap before drawing.
     confidence_level = statistics.check_level(confidence_level)
     base = ops.convert_to_numpy(weights)
 

@@ -194,27 +194,31 @@ def accuracy_interval(correct, confidence_level=CONFIDENCE_LEVEL):
     return (accuracy, *wilson_interval(accuracy, n, confidence_level))
 
 
-def _bin_sums(confidence, correct, counts, num_bins):
-    """``functional.bin_sums`` of NumPy arrays (draw counts ``(r, N)`` as weights), in NumPy."""
+def host_bin_sums(confidence, correct, weights, num_bins):
+    """``functional.bin_sums`` (without squared weights) of NumPy arrays, as NumPy arrays.
+
+    ``weights`` is ``(N,)`` or ``(r, N)`` (e.g. bootstrap draw counts); returns ``(n, s, a)``.
+    """
     sums = functional.bin_sums(
         ops.convert_to_tensor(confidence),
         ops.convert_to_tensor(correct),
-        ops.convert_to_tensor(counts),
+        ops.convert_to_tensor(weights),
         num_bins,
+        squared=False,
     )
     return [ops.convert_to_numpy(v) for v in sums]
 
 
 def _ece_replicates(confidence, correct, counts, num_bins):
     """The ECE of ``(r, N)`` draw-count weights, ``(r,)``."""
-    n, s, a, _ = _bin_sums(confidence, correct, counts, num_bins)
+    n, s, a = host_bin_sums(confidence, correct, counts, num_bins)
     return ops.convert_to_numpy(functional.binned_error(n, s, a, "l1"))
 
 
-def _ece_lower_bound(outcomes, num_bins, tail):
+def _ece_lower_bound(per_seed, tail):
     """Mean over seeds of ``sum_b (n_b / N) dist(conf_b, CP_b)``, ``CP_b`` a Clopper-Pearson
-    interval of bin ``b``'s accuracy at level ``1 - 2 tail / (non-empty bins)``."""
-    per_seed = [_bin_sums(c, y, np.ones((1, len(c))), num_bins)[:3] for c, y in outcomes]
+    interval of bin ``b``'s accuracy at level ``1 - 2 tail / (non-empty bins)``; ``per_seed``
+    holds each seed's unweighted ``(n, s, a)`` bin sums."""
     alpha = tail / sum(int((n > 0).sum()) for n, _, _ in per_seed)
     bounds = []
     for count, confidence_sum, hits in per_seed:
@@ -265,8 +269,9 @@ def ece_interval(
     ]
     if not outcomes or not all(np.isfinite(c).all() for c, _ in outcomes):
         return float("nan"), float("nan"), float("nan")
+    per_seed = [host_bin_sums(c, y, np.ones(len(c)), num_bins) for c, y in outcomes]
     estimate = float(
-        np.mean([_ece_replicates(c, y, np.ones((1, len(c))), num_bins)[0] for c, y in outcomes])
+        np.mean([ops.convert_to_numpy(functional.binned_error(*sums, "l1")) for sums in per_seed])
     )
     tail = 0.5 * (1.0 - confidence_level)
 
@@ -279,7 +284,7 @@ def ece_interval(
         statistic, [len(c) for c, _ in outcomes], n_bootstrap=n_bootstrap, seed=seed
     )
     high = float(np.quantile(replicates, 1.0 - tail))
-    low = _ece_lower_bound(outcomes, num_bins, tail)
+    low = _ece_lower_bound(per_seed, tail)
     return (estimate, *_contain(estimate, low, high, (0.0, 1.0)))
 
 
