@@ -249,6 +249,41 @@ def test_metrics_in_compiled_evaluate_and_fit(rng, how, jit_compile):
     )
 
 
+@pytest.mark.parametrize("how", ["evaluate", "fit"])
+@pytest.mark.parametrize("weight_shape", ["(N,)", "(N, 1)"])
+def test_debiased_metrics_with_sample_weights_in_compiled_steps(rng, how, weight_shape):
+    # The squared-weight state of the debiased estimators, compiled, with weights of a scale
+    # other than 1: equal to the float64 loop with effective bin sizes.
+    labels, probs = _data(rng, n=500, ties=False)
+    logits = np.log(probs).astype("float32")
+    weights = rng.integers(1, 4, len(labels)).astype("float32") / 8.0
+    fed = weights if weight_shape == "(N,)" else weights[:, None]
+    model = _logits_model(4)
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=0.0),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        weighted_metrics=[
+            metrics.CalibrationError(norm="l1", debiased=True, from_logits=True, name="d1"),
+            metrics.CalibrationError(norm="l2", debiased=True, from_logits=True, name="d2"),
+        ],
+    )
+    if how == "evaluate":
+        logs = model.evaluate(
+            logits, labels, sample_weight=fed, batch_size=100, return_dict=True, verbose=0
+        )
+    else:
+        history = model.fit(
+            logits, labels, sample_weight=fed, batch_size=100, epochs=1, shuffle=False, verbose=0
+        )
+        logs = {key: values[-1] for key, values in history.history.items()}
+    probs = oracle.softmax(logits)
+    for name, norm in (("d1", "l1"), ("d2", "l2")):
+        expected = oracle.binned_error_loop(
+            labels, probs, 15, norm, "equal_width", True, "top_label", weights
+        )
+        assert logs[name] == pytest.approx(expected, abs=1e-4)
+
+
 def test_invalid_rows_give_nan_in_compiled_evaluate(rng):
     labels, probs = _data(rng, n=64, ties=False)
     model = _logits_model(4)
