@@ -43,7 +43,8 @@ class RelaxationLoss(FunctionLoss):
     in ``fit``/``evaluate``), split off here before the loss function runs.
     With an ``AlphaSchedule`` the current ``alpha`` lives in ``alpha_state``
     (``schedules.AlphaState``), which ``compile(metrics=[..., loss.alpha_state])``
-    threads through compiled steps and ``AlphaScheduler`` sets every epoch.
+    threads through compiled steps and ``AlphaScheduler`` sets every epoch;
+    ``schedule_states`` lists every such state of the loss.
     """
 
     def __init__(self, fn, alpha, name, reduction, dtype, **fn_kwargs):
@@ -59,10 +60,19 @@ class RelaxationLoss(FunctionLoss):
         # gets one shared id, so load_model rebuilds one object for both.
         super().__init__(fn, name=name, reduction=reduction, dtype=dtype, alpha=alpha, **fn_kwargs)
 
+    @property
+    def schedule_states(self):
+        """The ``AlphaState`` objects this loss reads (for ``compile(metrics=...)``)."""
+        return [self.alpha_state] if self.alpha_state is not None else []
+
     def call(self, y_true, y_pred):
+        return self._call_with(y_true, y_pred)
+
+    def _call_with(self, y_true, y_pred, **overrides):
+        """Call the function with the current ``alpha`` and ``overrides`` of its arguments."""
         alpha = self._fn_kwargs["alpha"]
         if self.alpha_state is not None:
             alpha = ops.convert_to_tensor(self.alpha_state.alpha)
         elif alpha == per_sample.PER_SAMPLE:
             y_true, alpha = per_sample.unpack_alpha(y_true, y_pred)
-        return self._fn(y_true, y_pred, **{**self._fn_kwargs, "alpha": alpha})
+        return self._fn(y_true, y_pred, **{**self._fn_kwargs, "alpha": alpha, **overrides})

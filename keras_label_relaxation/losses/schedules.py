@@ -267,7 +267,9 @@ class AlphaState(keras.metrics.Metric):
 class AlphaScheduler(keras.callbacks.Callback):
     """Set every scheduled label relaxation loss' ``alpha`` for ``fit`` and ``evaluate``.
 
-    Finds the losses of the compiled model whose ``alpha`` is a schedule. In
+    Finds the losses of the compiled model whose ``alpha`` is a schedule (and
+    ``DataAmbiguation``'s scheduled ``beta``: every state in a loss'
+    ``schedule_states``). In
     ``fit``, sets each ``alpha_state`` to the schedule's value at the epoch in
     ``on_epoch_begin``, and again at the start of the validation (Keras resets
     the metrics there); after the last epoch ``alpha`` is NaN again, so a later
@@ -308,13 +310,12 @@ class AlphaScheduler(keras.callbacks.Callback):
 
     def _find_states(self):
         losses = keras.tree.flatten(self.model.loss)
-        self._states = [
-            loss.alpha_state for loss in losses if getattr(loss, "alpha_state", None) is not None
-        ]
+        self._states = [state for loss in losses for state in getattr(loss, "schedule_states", ())]
         if not self._states:
             raise ValueError(
                 "AlphaScheduler: the compiled loss has no alpha schedule (build the loss with "
-                "alpha=LinearAlpha(...), CosineAlpha(...), StepAlpha(...) or ConstantAlpha(...))."
+                "alpha=LinearAlpha(...), CosineAlpha(...), StepAlpha(...) or ConstantAlpha(...), "
+                "or DataAmbiguation with a beta schedule or warmup_epochs)."
             )
         self._checked = False
 
@@ -328,7 +329,7 @@ class AlphaScheduler(keras.callbacks.Callback):
         if missing:
             raise ValueError(
                 "AlphaScheduler: pass the scheduled loss' state to compile, "
-                "`compile(..., metrics=[..., loss.alpha_state])`, so that every compiled step "
+                "`compile(..., metrics=[..., *loss.schedule_states])`, so that every compiled step "
                 f"reads the current alpha. Not compiled: {missing}"
             )
 
