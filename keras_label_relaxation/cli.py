@@ -84,12 +84,17 @@ def _run_compare(args):
         raise ValueError(
             f"Unknown model name: {args.model!r}. Valid names: {', '.join(models.MODEL_NAMES)}"
         )
-    out = args.out or os.path.join("klr-results", f"{data.name}_{args.model}_{args.optimize_for}")
+    noise = f"_noise-{args.label_noise.kind}{args.label_noise.rate:g}" if args.label_noise else ""
+    out = args.out or os.path.join(
+        "klr-results", f"{data.name}_{args.model}_{args.optimize_for}{noise}"
+    )
     out = distribute.out_dir_of_process(out)  # data-parallel process i > 0: out/process-i
     print(
         f"Comparing {', '.join(losses)} on {data.name} ({len(data.y_train)} train, "
         f"{len(data.y_test)} test) with {args.model}: {args.seeds} seed(s), {args.epochs} epochs, "
-        f"parameters tuned for {args.optimize_for}; results in {out}",
+        f"parameters tuned for {args.optimize_for}"
+        + (f", label noise {args.label_noise} on train/validation" if args.label_noise else "")
+        + f"; results in {out}",
         flush=True,
     )
     results = compare(
@@ -107,6 +112,7 @@ def _run_compare(args):
         augment=_augment(args),
         metrics=[name.strip() for name in args.metrics.split(",") if name.strip()],
         lease_seconds=args.lease_seconds,
+        label_noise=args.label_noise,
         progress=say,
     )
     if results is not None:  # None: a worker of a distributed run (the chief prints the table)
@@ -159,6 +165,15 @@ def _fraction(text):
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text}")
     return value
+
+
+def _label_noise(text):
+    from keras_label_relaxation.datasets import LabelNoise
+
+    try:
+        return LabelNoise.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _positive_int(text):
@@ -242,7 +257,18 @@ def build_parser():
         "(x_train, y_train, x_test, y_test) or a directory of IDX files",
     )  # fmt: skip
     compare.add_argument("--model", default="simple_dense")
-    compare.add_argument("--losses", default=DEFAULT_LOSSES, help="comma-separated: ce,ls,cp,fl,lr")
+    compare.add_argument(
+        "--losses", default=DEFAULT_LOSSES,
+        help="comma-separated: ce,ls,cp,fl,lr (the paper's) and rda,gce,sce (for noisy labels)",
+    )  # fmt: skip
+    compare.add_argument(
+        "--label-noise", type=_label_noise, metavar="KIND:RATE",
+        help="corrupt the training and validation labels (never the test labels), drawn from "
+        "each seed: symmetric:0.4 (each label replaced with probability 0.4 by a class drawn "
+        "from all K) or asymmetric:0.4 (40%% of each source class flipped to a similar class: "
+        "mnist/digits 2>7 3>8 5<>6 7>1, cifar10 truck>automobile bird>airplane deer>horse "
+        "cat<>dog, cifar100 next class in its block of 5)",
+    )  # fmt: skip
     compare.add_argument("--seeds", type=_positive_int, default=1)
     compare.add_argument("--optimize-for", choices=("acc", "ece"), default="acc")
     compare.add_argument("--epochs", type=_positive_int, default=10)

@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 from keras_label_relaxation import distribute
+from keras_label_relaxation.datasets.noise import LabelNoise, corrupt_labels
 from keras_label_relaxation.datasets.pipeline import AUGMENTED_DATASETS
 from keras_label_relaxation.experiments import workers
 from keras_label_relaxation.experiments.evaluation import METRICS, TABLE_METRICS
@@ -66,6 +67,7 @@ def compare(
     augment=None,
     metrics=TABLE_METRICS,
     lease_seconds=60.0,
+    label_noise=None,
 ):
     """Run the paper's protocol for several losses and seeds; return the results table.
 
@@ -77,7 +79,8 @@ def compare(
             y_train, x_test, y_test)`` or a dict with those keys; labels are
             integer class ids, images already scaled as wanted. Each model's
             inputs are centred on the per-pixel mean of its own fit data.
-        losses: Loss names or aliases (``ce``, ``ls``, ``cp``, ``fl``, ``lr``).
+        losses: Loss names or aliases (the paper's ``ce``, ``ls``, ``cp``,
+            ``fl``, ``lr``; for noisy labels also ``rda``, ``gce``, ``sce``).
         seeds: Number of seeds (0, 1, ..., seeds - 1), each its own resampling.
         optimize_for: ``"acc"`` (``val_accuracy``) or ``"ece"`` (``val_ece``).
         epochs, batch_size: Training of every model (search and retraining).
@@ -111,6 +114,13 @@ def compare(
             from LR (``experiments.summary``).
         lease_seconds: In a distributed run, a worker silent this long (no
             heartbeat) loses its unit to the next worker that asks.
+        label_noise: ``None``, or label noise on every seed's training split
+            (so also on the search's validation part and CE+TS's calibration
+            part; never on the test split): ``"symmetric:0.4"``,
+            ``"asymmetric:0.4"`` or a ``datasets.LabelNoise`` (see
+            ``datasets.corrupt_labels``). Drawn from the seed; each unit's
+            record keeps the share of labels changed and a digest of the
+            noisy labels; recorded in ``config.json`` and the table's header.
 
     Distributed run: with keras-tuner's environment variables set
     (``KERASTUNER_TUNER_ID``: ``"chief"`` or a worker id such as ``"tuner0"``;
@@ -140,12 +150,18 @@ def compare(
     grids = {canonical_loss_name(k): [float(v) for v in vs] for k, vs in (grids or {}).items()}
     data = as_data(data)
     augment = data.name in AUGMENTED_DATASETS if augment is None else augment
+    if label_noise is not None:
+        label_noise = LabelNoise.parse(label_noise)
+        if label_noise.kind == "asymmetric":  # refuse a data set without a pattern up front
+            corrupt_labels(data.y_train[:0], data.num_classes, label_noise, 0, data.name)
     run_config = _run_config(config, data, names, seeds, optimize_for, epochs, batch_size, grids,
                              temperature_scaling, augment, test_fraction)  # fmt: skip
+    if label_noise is not None:
+        run_config["label_noise"] = str(label_noise)
     out_dir = out_dir or tempfile.mkdtemp(prefix="klr-compare-")
     run = Run(
         build_model, data, augment, grids, optimize_for, epochs, batch_size, optimizer,
-        callbacks or list, verbose, test_fraction, out_dir,
+        callbacks or list, verbose, test_fraction, out_dir, label_noise,
     )  # fmt: skip
     units = _units(names, seeds, temperature_scaling)
     _check_batch_size(run, units)
@@ -316,5 +332,6 @@ def _results(run, units, store, metrics):
         run.augment, outcomes, test_train_ratio=test_train_ratio,
     )  # fmt: skip
     results.metrics = metrics
+    results.label_noise = None if run.label_noise is None else str(run.label_noise)
     write_outputs(run.out_dir, results, outcomes)
     return results

@@ -97,7 +97,8 @@ class ComparisonResults:
     for a diverged trial, also listed in ``diverged``), ``bins``).
     ``summary``: one dict per loss with the mean over seeds, the standard
     deviation (``None`` with one seed) and the ranks. ``augment``: whether the
-    models trained with the paper's augmentation.
+    models trained with the paper's augmentation. ``label_noise``: the noise
+    on the training labels (``"symmetric:0.4"``), ``None`` for clean labels.
     """
 
     dataset: str
@@ -106,12 +107,15 @@ class ComparisonResults:
     summary: list
     augment: bool = False
     metrics: tuple = TABLE_METRICS
+    label_noise: str | None = None
 
     def to_markdown(self):
         """The table shaped like the paper's Table 1 (one data set)."""
         setting = f"{self.dataset}, optimised for {self.optimize_for}"
         if self.augment:
             setting += ", augmented"
+        if self.label_noise:
+            setting += f", label noise {self.label_noise} on train/validation, clean test"
         headings = [METRICS[m][0] for m in self.metrics] + ["Rank Acc.", "Rank ECE"]
         lines = [
             f"| Loss ({setting}) | " + " | ".join(headings) + " |",
@@ -139,7 +143,8 @@ def write_outputs(out_dir, results, outcomes=None):
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(
             {"dataset": results.dataset, "optimize_for": results.optimize_for,
-             "augment": results.augment, "summary": results.summary,
+             "augment": results.augment, "label_noise": results.label_noise,
+             "summary": results.summary,
              "records": results.records},
             f, indent=2, allow_nan=True,
         )  # fmt: skip

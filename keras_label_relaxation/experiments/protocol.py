@@ -20,6 +20,7 @@ import numpy as np
 
 from keras_label_relaxation import distribute
 from keras_label_relaxation.calibration import GridEdgeWarning, TemperatureScaling
+from keras_label_relaxation.datasets.noise import corrupt_labels, noise_record
 from keras_label_relaxation.datasets.pipeline import augmentation
 from keras_label_relaxation.datasets.protocol import (
     CALIBRATION_FRACTION,
@@ -42,10 +43,15 @@ LOSS_LABELS = {
     "confidence_penalty": "CP",
     "focal": "FL",
     "label_relaxation": "LR",
+    "data_ambiguation": "RDA",
+    "generalized_cross_entropy": "GCE",
+    "symmetric_cross_entropy": "SCE",
 }
 #: Label of cross-entropy with temperature scaling.
 TS_LABEL = "CE+TS"
-DEFAULT_LOSSES = tuple(LOSS_LABELS)
+#: The paper's losses (the label-noise losses RDA, GCE and SCE are there on request).
+DEFAULT_LOSSES = ("cross_entropy", "label_smoothing", "confidence_penalty", "focal",
+                  "label_relaxation")  # fmt: skip
 
 
 def loss_label(name):
@@ -130,13 +136,38 @@ class Run:
     verbose: int
     test_fraction: object
     out_dir: str
+    label_noise: object = None
     _seed_data: dict = dataclasses.field(default_factory=dict)
 
     def seed_data(self, seed):
-        """The data resampled for ``seed`` (kept for the seed's next unit)."""
+        """The data resampled for ``seed`` (kept for the seed's next unit), with the run's
+        ``label_noise`` (a ``datasets.LabelNoise``) on the training split's labels only:
+        the search's validation part and CE+TS's calibration part, split from it, are
+        noisy too; the test labels stay clean."""
         if seed not in self._seed_data:
-            self._seed_data = {seed: resample(self.data, seed, self.test_fraction)}
+            data = resample(self.data, seed, self.test_fraction)
+            if self.label_noise is not None:
+                noisy = corrupt_labels(
+                    data.y_train, data.num_classes, self.label_noise, seed, self.data.name
+                )
+                data = dataclasses.replace(data, y_train=noisy)
+            self._seed_data = {seed: data}
         return self._seed_data[seed]
+
+    def noise_record(self, seed):
+        """The seed's noise draw as recorded with its units (``None`` without noise)."""
+        if self.label_noise is None:
+            return None
+        clean = resample(self._labels_only(), seed, self.test_fraction).y_train
+        return {"noise": str(self.label_noise), **noise_record(clean, self.seed_data(seed).y_train)}
+
+    def _labels_only(self):
+        """The data without images (resampled as the data: same splits, cheaply)."""
+        return dataclasses.replace(
+            self.data,
+            x_train=np.empty((len(self.data.y_train), 0)),
+            x_test=np.empty((len(self.data.y_test), 0)),
+        )
 
     def fit_sizes(self, names):
         """``{what: examples}`` of every training set a seed's units fit a model on.
@@ -144,12 +175,7 @@ class Run:
         The same for every seed; computed from the labels alone, by the same
         splits the units make (``names``: canonical loss names or ``TS_LABEL``).
         """
-        labels_only = dataclasses.replace(
-            self.data,
-            x_train=np.empty((len(self.data.y_train), 0)),
-            x_test=np.empty((len(self.data.y_test), 0)),
-        )
-        train = resample(labels_only, 0, self.test_fraction)
+        train = resample(self._labels_only(), 0, self.test_fraction)
         n_train = len(train.y_train)
 
         def rest(fraction):
@@ -173,6 +199,7 @@ class Run:
             optimizer=self.optimizer,
             sparse=True,
             from_logits=True,
+            epochs=self.epochs,
         )
 
     def grid(self, name):
@@ -183,8 +210,8 @@ class Run:
         keras.utils.set_random_seed(seed)
         model = hypermodel.build(hypermodel.hyperparameters(param))
         batch_size = replica_batch_size(self.batch_size, len(y))
-        distribute.fit(
-            model, x, y, epochs=self.epochs, batch_size=batch_size, verbose=self.verbose,
+        hypermodel.fit(
+            None, model, x, y, epochs=self.epochs, batch_size=batch_size, verbose=self.verbose,
             callbacks=self.callbacks(),
         )  # fmt: skip
         return model
@@ -278,6 +305,8 @@ class Run:
                     param = best_value({v: scores[v] for v in grid}, direction)
             record = self.retrain(name, seed, param, scores)
         record.update(seed=seed, loss=loss_label(name), seconds=time.monotonic() - started)
+        if self.label_noise is not None:
+            record["label_noise"] = self.noise_record(seed)
         return record
 
 

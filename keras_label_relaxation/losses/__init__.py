@@ -24,14 +24,6 @@ from keras_label_relaxation.losses.registry import (
     canonical_loss_name,
     get_loss,
 )
-from keras_label_relaxation.losses.set_valued import (
-    AmbiguationThreshold,
-    DataAmbiguation,
-    SetLabelRelaxation,
-    candidate_sets,
-    data_ambiguation,
-    set_label_relaxation,
-)
 from keras_label_relaxation.losses.schedules import (
     AlphaSchedule,
     AlphaScheduler,
@@ -40,6 +32,14 @@ from keras_label_relaxation.losses.schedules import (
     CosineAlpha,
     LinearAlpha,
     StepAlpha,
+)
+from keras_label_relaxation.losses.set_valued import (
+    AmbiguationThreshold,
+    DataAmbiguation,
+    SetLabelRelaxation,
+    candidate_sets,
+    data_ambiguation,
+    set_label_relaxation,
 )
 
 __all__ = [

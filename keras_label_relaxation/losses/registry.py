@@ -1,4 +1,10 @@
-"""One registry of the paper's losses, shared by the tuner and the experiment runner."""
+"""One registry of the losses the tuner and the experiment runner build by name.
+
+The paper's five losses, and the label-noise losses compared with them:
+robust data ambiguation (Lienen & Huellermeier, AAAI 2024), generalized
+cross-entropy (Zhang & Sabuncu, 2018) and symmetric cross-entropy (Wang et
+al., 2019).
+"""
 
 import keras
 
@@ -10,6 +16,14 @@ from keras_label_relaxation.losses.baselines import (
     SparseLabelSmoothing,
 )
 from keras_label_relaxation.losses.label_relaxation import LabelRelaxation, SparseLabelRelaxation
+from keras_label_relaxation.losses.robust import (
+    GeneralizedCrossEntropy,
+    SparseGeneralizedCrossEntropy,
+    SparseSymmetricCrossEntropy,
+    SymmetricCrossEntropy,
+)
+from keras_label_relaxation.losses.schedules import CosineAlpha
+from keras_label_relaxation.losses.set_valued import DataAmbiguation
 
 #: The loss names, each with the name of its parameter (``None``: no parameter).
 LOSS_PARAMETERS = {
@@ -18,6 +32,9 @@ LOSS_PARAMETERS = {
     "confidence_penalty": "beta",
     "focal": "gamma",
     "label_relaxation": "alpha",
+    "data_ambiguation": "alpha",
+    "generalized_cross_entropy": "q",
+    "symmetric_cross_entropy": "alpha",
 }
 
 #: Short names (the paper's abbreviations) accepted by ``get_loss``.
@@ -27,6 +44,9 @@ LOSS_ALIASES = {
     "cp": "confidence_penalty",
     "fl": "focal",
     "lr": "label_relaxation",
+    "rda": "data_ambiguation",
+    "gce": "generalized_cross_entropy",
+    "sce": "symmetric_cross_entropy",
 }
 
 _DEFAULTS = {
@@ -34,7 +54,13 @@ _DEFAULTS = {
     "confidence_penalty": 1.0,
     "focal": 2.0,
     "label_relaxation": 0.1,
+    "data_ambiguation": 0.05,
+    "generalized_cross_entropy": 0.7,
+    "symmetric_cross_entropy": 0.1,
 }
+
+#: RDA's threshold in the paper (supplement A.3): cosine from 0.75 to 0.6 over the training.
+RDA_BETA = (0.75, 0.6)
 
 
 def canonical_loss_name(name):
@@ -47,7 +73,7 @@ def canonical_loss_name(name):
     return key
 
 
-def get_loss(name, param=None, sparse=False, from_logits=False):
+def get_loss(name, param=None, sparse=False, from_logits=False, epochs=None):
     """Build one of the paper's losses by name.
 
     - ``cross_entropy`` (``ce``), no parameter: ``keras.losses.CategoricalCrossentropy``;
@@ -62,13 +88,26 @@ def get_loss(name, param=None, sparse=False, from_logits=False):
       ``SparseCategoricalFocalCrossentropy(alpha=1.0, gamma=gamma)``.
     - ``label_relaxation`` (``lr``), alpha in (0, 1): ``LabelRelaxation``; sparse:
       ``SparseLabelRelaxation``.
+    - ``data_ambiguation`` (``rda``), alpha in (0, 1): ``DataAmbiguation`` with
+      the paper's threshold ``beta = CosineAlpha(0.75, 0.6, epochs)`` (a
+      constant 0.6 when ``epochs`` is ``None``), no warm-up.
+    - ``generalized_cross_entropy`` (``gce``), q in (0, 1]:
+      ``GeneralizedCrossEntropy``; sparse: ``SparseGeneralizedCrossEntropy``.
+    - ``symmetric_cross_entropy`` (``sce``), alpha >= 0 (the weight of CE; the
+      reverse CE's weight beta is 1 and A = -4, Wang et al.'s CIFAR-10 setting):
+      ``SymmetricCrossEntropy``; sparse: ``SparseSymmetricCrossEntropy``.
 
     Args:
         name: A loss name or alias from the table.
-        param: The loss' parameter; ``None`` takes the default (alpha 0.1,
-            beta 1.0, gamma 2.0). Cross-entropy takes none.
+        param: The loss' parameter; ``None`` takes the default (LS/LR alpha
+            0.1, beta 1.0, gamma 2.0, RDA alpha 0.05, q 0.7, SCE alpha 0.1).
+            Cross-entropy takes none.
         sparse: Whether targets are integer class ids.
         from_logits: Whether the model outputs logits.
+        epochs: The training's epochs, over which RDA's threshold follows the
+            paper's schedule (its loss then has a ``schedule_states`` entry:
+            compile it as a metric and fit with ``AlphaScheduler``;
+            ``tuning.LossHyperModel`` does both). Ignored by the other losses.
 
     Returns:
         A ``keras.losses.Loss``.
@@ -97,6 +136,15 @@ def get_loss(name, param=None, sparse=False, from_logits=False):
     if name == "label_relaxation":
         cls = SparseLabelRelaxation if sparse else LabelRelaxation
         return cls(alpha=param, from_logits=from_logits)
+    if name == "data_ambiguation":
+        beta = RDA_BETA[1] if epochs is None else CosineAlpha(*RDA_BETA, epochs=epochs)
+        return DataAmbiguation(alpha=param, beta=beta, sparse=sparse, from_logits=from_logits)
+    if name == "generalized_cross_entropy":
+        cls = SparseGeneralizedCrossEntropy if sparse else GeneralizedCrossEntropy
+        return cls(q=param, from_logits=from_logits)
+    if name == "symmetric_cross_entropy":
+        cls = SparseSymmetricCrossEntropy if sparse else SymmetricCrossEntropy
+        return cls(alpha=param, beta=1.0, from_logits=from_logits)
     if name == "label_smoothing":
         alpha = _validation.check_probability_parameter(param, "alpha")
         if sparse:

@@ -196,7 +196,8 @@ def _prepare_beta(beta, dtype, validate_args):
     """``(beta, valid)``: a Python float is checked in (0, 1); a tensor (a schedule's state)
     may also be 1, "no class besides the given one" (warm-up); NaN is invalid."""
     if isinstance(beta, (bool, int, float)):
-        return ops.convert_to_tensor(_validation.check_probability_parameter(beta, "beta"), dtype), None
+        value = _validation.check_probability_parameter(beta, "beta")
+        return ops.convert_to_tensor(value, dtype), None
     beta = ops.cast(ops.convert_to_tensor(beta), dtype)
     if validate_args and _validation.is_concrete(beta):
         value = float(ops.convert_to_numpy(beta))
@@ -344,7 +345,8 @@ class AmbiguationThreshold(schedules.AlphaSchedule):
         return 1.0 if epoch < self.warmup else self.beta(epoch - self.warmup)
 
     def get_config(self):
-        return {"beta": keras.saving.serialize_keras_object(self.beta), "warmup_epochs": self.warmup}
+        beta = keras.saving.serialize_keras_object(self.beta)
+        return {"beta": beta, "warmup_epochs": self.warmup}
 
 
 @_SERIALIZABLE

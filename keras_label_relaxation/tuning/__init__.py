@@ -1,6 +1,7 @@
 """keras-tuner integration: the loss parameter search of the paper."""
 
 from keras_label_relaxation.tuning.hypermodel import (
+    DEFAULT_GRIDS,
     OBJECTIVES,
     PAPER_GRIDS,
     LossHyperModel,
@@ -15,6 +16,7 @@ from keras_label_relaxation.tuning.search import (
 )
 
 __all__ = [
+    "DEFAULT_GRIDS",
     "OBJECTIVES",
     "PAPER_GRIDS",
     "FinalEpochGridSearch",

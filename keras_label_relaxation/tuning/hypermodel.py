@@ -7,6 +7,7 @@ import keras_tuner
 
 from keras_label_relaxation import distribute
 from keras_label_relaxation.losses.registry import LOSS_PARAMETERS, canonical_loss_name, get_loss
+from keras_label_relaxation.losses.schedules import AlphaScheduler
 from keras_label_relaxation.metrics import ExpectedCalibrationError
 
 #: The paper's search grids (results.json, "grids").
@@ -15,6 +16,16 @@ PAPER_GRIDS = {
     "label_smoothing": (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4),
     "confidence_penalty": (0.1, 0.3, 0.5, 1.0, 2.0, 4.0, 8.0),
     "focal": (0.1, 0.2, 0.5, 1.0, 2.0, 3.5, 5.0),
+}
+
+#: The grids searched when none is given: the paper's, and for the label-noise losses
+#: RDA's alpha over LR's grid, GCE's q around Zhang & Sabuncu's 0.7 and SCE's CE weight
+#: around Wang et al.'s 0.01 (MNIST) and 0.1 (CIFAR-10).
+DEFAULT_GRIDS = {
+    **PAPER_GRIDS,
+    "data_ambiguation": PAPER_GRIDS["label_relaxation"],
+    "generalized_cross_entropy": (0.1, 0.3, 0.5, 0.7, 0.9),
+    "symmetric_cross_entropy": (0.01, 0.05, 0.1, 0.5, 1.0),
 }
 
 #: The paper's two selection schemes as keras-tuner objectives.
@@ -46,10 +57,13 @@ class LossHyperModel(keras_tuner.HyperModel):
     """A ``HyperModel`` whose hyperparameter is the loss parameter.
 
     ``build(hp)`` builds a fresh model with ``build_model``, chooses the loss
-    parameter with ``hp.Choice`` over ``grid`` (the paper's grid by default:
-    ``PAPER_GRIDS``), and compiles with the loss from ``get_loss`` and the
-    metrics ``accuracy`` and ``ece`` (so ``val_accuracy`` and ``val_ece`` are
-    available as objectives; see ``OBJECTIVES``). Works with any tuner.
+    parameter with ``hp.Choice`` over ``grid`` (by default ``DEFAULT_GRIDS``:
+    the paper's grid for its losses), and compiles with the loss from
+    ``get_loss`` and the metrics ``accuracy`` and ``ece`` (so ``val_accuracy``
+    and ``val_ece`` are available as objectives; see ``OBJECTIVES``). A loss
+    with schedules (RDA's threshold) also gets its ``schedule_states`` among
+    the metrics, and ``fit`` adds ``AlphaScheduler`` to the callbacks. Works
+    with any tuner.
 
     Args:
         build_model: Callable returning an uncompiled Keras model; it may take
@@ -66,6 +80,8 @@ class LossHyperModel(keras_tuner.HyperModel):
             every loss and metric of the package and of Keras; the ECE metric
             gets the same value, so a mismatch shows as ``val_ece = nan``).
         name: Name of the hypermodel.
+        epochs: The training's epochs, for a loss whose parameter follows a
+            schedule over the training (RDA's threshold; see ``get_loss``).
 
     Example:
     >>> import keras
@@ -87,6 +103,7 @@ class LossHyperModel(keras_tuner.HyperModel):
         sparse=False,
         from_logits=False,
         name=None,
+        epochs=None,
     ):
         super().__init__(name=name)
         if not callable(build_model):
@@ -99,7 +116,7 @@ class LossHyperModel(keras_tuner.HyperModel):
                 raise ValueError(f"Loss {self.loss!r} has no parameter to search: pass grid=None.")
             self.grid = None
         else:
-            grid = PAPER_GRIDS[self.loss] if grid is None else tuple(grid)
+            grid = DEFAULT_GRIDS[self.loss] if grid is None else tuple(grid)
             if not grid:
                 raise ValueError(
                     f"Invalid value for argument `grid`: empty grid for {self.loss!r}."
@@ -111,6 +128,7 @@ class LossHyperModel(keras_tuner.HyperModel):
         self.metrics = list(metrics or [])
         self.sparse = bool(sparse)
         self.from_logits = bool(from_logits)
+        self.epochs = epochs
 
     def _model(self, hp):
         parameters = inspect.signature(self.build_model).parameters
@@ -145,17 +163,32 @@ class LossHyperModel(keras_tuner.HyperModel):
         param = None
         if self.param_name is not None:
             param = hp.Choice(self.param_name, list(self.grid), default=self.grid[0])
+        loss = get_loss(
+            self.loss, param, sparse=self.sparse, from_logits=self.from_logits, epochs=self.epochs
+        )
         model.compile(
             optimizer=_fresh_optimizer(self.optimizer),
-            loss=get_loss(self.loss, param, sparse=self.sparse, from_logits=self.from_logits),
+            loss=loss,
             metrics=["accuracy", ExpectedCalibrationError(from_logits=self.from_logits)]
             + [
                 m if isinstance(m, str) else keras.metrics.deserialize(keras.metrics.serialize(m))
                 for m in self.metrics
-            ],  # fresh metric objects for every model
+            ]  # fresh metric objects for every model
+            + list(getattr(loss, "schedule_states", ())),
         )
         return model
 
     def fit(self, hp, model, *args, **kwargs):
-        """``model.fit`` (keras-tuner's), or data-parallel under ``distribute.data_parallel``."""
-        return distribute.fit(model, *args, **kwargs)
+        """``model.fit`` (keras-tuner's), or data-parallel under ``distribute.data_parallel``;
+        with ``AlphaScheduler`` among the callbacks when the loss has schedules."""
+        return distribute.fit(model, *args, **with_scheduler(model, kwargs))
+
+
+def with_scheduler(model, fit_kwargs):
+    """``fit_kwargs`` with ``AlphaScheduler`` added to its callbacks if ``model``'s loss has
+    schedules and none is there yet."""
+    states = getattr(model.loss, "schedule_states", ())
+    callbacks = list(fit_kwargs.get("callbacks") or [])
+    if states and not any(isinstance(c, AlphaScheduler) for c in callbacks):
+        return {**fit_kwargs, "callbacks": [*callbacks, AlphaScheduler()]}
+    return fit_kwargs
