@@ -24,6 +24,16 @@ from keras_label_relaxation.losses.registry import (
     canonical_loss_name,
     get_loss,
 )
+from keras_label_relaxation.losses.robust import (
+    GeneralizedCrossEntropy,
+    SparseGeneralizedCrossEntropy,
+    SparseSymmetricCrossEntropy,
+    SymmetricCrossEntropy,
+    generalized_cross_entropy,
+    sparse_generalized_cross_entropy,
+    sparse_symmetric_cross_entropy,
+    symmetric_cross_entropy,
+)
 from keras_label_relaxation.losses.schedules import (
     AlphaSchedule,
     AlphaScheduler,
@@ -76,4 +86,12 @@ __all__ = [
     "sparse_confidence_penalty",
     "sparse_label_relaxation",
     "sparse_label_smoothing",
+    "GeneralizedCrossEntropy",
+    "SparseGeneralizedCrossEntropy",
+    "SymmetricCrossEntropy",
+    "SparseSymmetricCrossEntropy",
+    "generalized_cross_entropy",
+    "sparse_generalized_cross_entropy",
+    "symmetric_cross_entropy",
+    "sparse_symmetric_cross_entropy",
 ]

@@ -19,6 +19,17 @@ EXPECTED = {
         klr.SparseCategoricalFocalCrossentropy,
     ),
     "label_relaxation": (0.05, klr.LabelRelaxation, klr.SparseLabelRelaxation),
+    "data_ambiguation": (0.1, klr.DataAmbiguation, klr.DataAmbiguation),
+    "generalized_cross_entropy": (
+        0.5,
+        klr.GeneralizedCrossEntropy,
+        klr.SparseGeneralizedCrossEntropy,
+    ),
+    "symmetric_cross_entropy": (
+        0.05,
+        klr.SymmetricCrossEntropy,
+        klr.SparseSymmetricCrossEntropy,
+    ),
 }
 
 
@@ -56,6 +67,22 @@ def test_aliases(alias):
 def test_defaults():
     assert klr.get_loss("label_relaxation").get_config()["alpha"] == 0.1
     assert klr.get_loss("focal", sparse=True).get_config()["gamma"] == 2.0
+    assert klr.get_loss("rda").get_config()["alpha"] == 0.05
+    assert klr.get_loss("gce").get_config()["q"] == 0.7
+    sce = klr.get_loss("sce").get_config()
+    assert (sce["alpha"], sce["beta"], sce["log_floor"]) == (0.1, 1.0, -4.0)
+
+
+def test_rda_follows_the_papers_threshold_schedule_over_the_epochs():
+    # Supplement A.3: cosine from 0.75 to 0.6 over the training; no schedule without epochs.
+    assert klr.get_loss("rda", 0.05).beta_state is None
+    assert klr.get_loss("rda", 0.05).get_config()["beta"] == 0.6
+    loss = klr.get_loss("rda", 0.05, sparse=True, from_logits=True, epochs=4)
+    threshold = loss.beta_state.schedule
+    expected = [0.6 + 0.15 * 0.5 * (1 + np.cos(np.pi * e / 4)) for e in range(4)]
+    np.testing.assert_allclose([threshold(e) for e in range(4)], expected, rtol=1e-12)
+    assert loss.schedule_states == [loss.beta_state]
+    assert klr.get_loss("lr", 0.1, epochs=4).schedule_states == []
 
 
 def test_unknown_name_lists_valid_names():
@@ -76,3 +103,9 @@ def test_bad_parameters():
         klr.get_loss("focal", -1.0)
     with pytest.raises(ValueError, match="`beta`"):
         klr.get_loss("cp", -1.0)
+    with pytest.raises(ValueError, match="`alpha`"):
+        klr.get_loss("rda", 1.0)
+    with pytest.raises(ValueError, match="`q`"):
+        klr.get_loss("gce", 0.0)
+    with pytest.raises(ValueError, match="`alpha`"):
+        klr.get_loss("sce", -0.1)
