@@ -47,9 +47,7 @@ def _dense_inputs(y_true, y_pred, from_logits, validate_args):
 
 
 def _is_number(value):
-    return not isinstance(value, bool) and isinstance(
-        value, (int, float, np.floating, np.integer)
-    )
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.floating, np.integer))
 
 
 def check_q(q):
@@ -128,9 +126,7 @@ def generalized_cross_entropy(y_true, y_pred, q=0.7, from_logits=False, validate
     return _validation.nan_where_invalid(loss, valid)
 
 
-def sparse_generalized_cross_entropy(
-    y_true, y_pred, q=0.7, from_logits=False, validate_args=False
-):
+def sparse_generalized_cross_entropy(y_true, y_pred, q=0.7, from_logits=False, validate_args=False):
     """``generalized_cross_entropy`` for integer class ids: ``(1 - p(y)^q) / q``.
 
     Args:

@@ -341,7 +341,7 @@ class AmbiguationThreshold(schedules.AlphaSchedule):
         self.warmup = _validation.check_integer(warmup_epochs, "warmup_epochs", 0)
 
     def __call__(self, epoch):
-        epoch = schedules._check_epochs(epoch, "epoch", 0)
+        epoch = _validation.check_non_negative_parameter(epoch, "epoch")
         return 1.0 if epoch < self.warmup else self.beta(epoch - self.warmup)
 
     def get_config(self):
