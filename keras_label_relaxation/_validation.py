@@ -323,3 +323,19 @@ def check_choice(value, name, choices):
             f"Received: {name}={value!r}"
         )
     return value
+
+
+def sparse_inputs(y_true, y_pred, from_logits, validate_args):
+    """``(labels, valid, y_pred)`` of a loss on integer ids: invalid ids (and, from
+    probabilities, prediction rows that are not distributions) get NaN losses."""
+    y_pred, rows_valid = predictions(y_pred, from_logits, validate_args)
+    labels, valid = sparse_targets(y_true, y_pred, validate_args)
+    return labels, all_valid(valid, rows_valid), y_pred
+
+
+def dense_inputs(y_true, y_pred, from_logits, validate_args):
+    """``(rows, valid, y_pred)`` of a loss on target rows: rows (and, from probabilities,
+    prediction rows) that are not distributions get NaN losses."""
+    y_pred, rows_valid = predictions(y_pred, from_logits, validate_args)
+    y_true, valid = dense_targets(y_true, y_pred, validate_args)
+    return y_true, all_valid(valid, rows_valid), y_pred

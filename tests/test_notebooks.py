@@ -46,7 +46,8 @@ def _read(path):
 def test_committed_examples_are_all_there():
     names = {path.name for path in NOTEBOOKS}
     assert {
-        "quickstart.ipynb", "tuning.ipynb", "cifar10_gpu.ipynb", "semi_supervised.ipynb"
+        "quickstart.ipynb", "tuning.ipynb", "cifar10_gpu.ipynb", "semi_supervised.ipynb",
+        "noisy_labels.ipynb",
     } <= names  # fmt: skip
 
 
@@ -209,6 +210,41 @@ class TestExecuted:
             _assert_probability(accuracy)
             _assert_probability(row["test ECE"].split(" ± ")[0])
             assert float(spread) >= 0.0
+
+    def test_noisy_labels(self, tmp_path, notebook_env):
+        notebook = execute(
+            "noisy_labels.ipynb", tmp_path, DATA="digits", EPOCHS=2, BATCH_SIZE=64, SEED=0
+        )
+        data = _stdout(_cell(notebook, "data"))
+        # 1797 digits, round(0.3 * 1797) = 539 of them the (clean) test split.
+        assert "1797 images of shape (8, 8, 1): 1258 training, 539 test" in data
+        [(wrong, total)] = re.findall(r"symmetric:0\.4: (\d+) of (\d+) training labels wrong", data)
+        # Each label is redrawn with probability 0.4 from all 10 classes: wrong with 0.36.
+        n, rate = int(total), 0.4 * 9 / 10
+        assert n == 1258
+        assert abs(int(wrong) - n * rate) < 5 * (n * rate * (1 - rate)) ** 0.5, wrong
+
+        [table] = _tables(_cell(notebook, "results"))
+        assert [row["loss"] for row in table] == ["CE", "LR", "GCE", "SCE", "RDA"]
+        for row in table:
+            _assert_probability(row["test accuracy"])
+            _assert_probability(row["test ECE"])
+            _assert_probability(row["wrong labels fitted"])
+
+        ambiguation = _stdout(_cell(notebook, "ambiguation"))
+        [beta] = re.findall(r"^beta = ([0-9.]+)$", ambiguation, flags=re.MULTILINE)
+        # The threshold of the last of the 2 epochs, CosineAlpha(0.75, 0.6, epochs=2)(1).
+        assert float(beta) == pytest.approx(klr.CosineAlpha(0.75, 0.6, epochs=2)(1), abs=1e-3)
+        shares = re.findall(
+            r"^(?:wrong labels whose set contains the true class"
+            r"|correct labels whose set has more than one class): ([0-9.]+) \((\d+) of (\d+)\)$",
+            ambiguation,
+            flags=re.MULTILINE,
+        )
+        assert len(shares) == 2, ambiguation
+        for (share, count, of), group in zip(shares, (int(wrong), n - int(wrong))):
+            _assert_probability(share)
+            assert int(of) == group and float(share) == pytest.approx(int(count) / group, abs=1e-4)
 
     def test_tuning(self, tmp_path, notebook_env):
         tuner_dir = tmp_path / "tuner"

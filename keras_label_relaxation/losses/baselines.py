@@ -21,22 +21,6 @@ from keras_label_relaxation.losses._base import FunctionLoss
 _SERIALIZABLE = keras.saving.register_keras_serializable(package="keras_label_relaxation")
 
 
-def _sparse_inputs(y_true, y_pred, from_logits, validate_args):
-    """``(labels, valid, y_pred)``: invalid ids (and, from probabilities, prediction rows
-    that are not distributions) get NaN losses."""
-    y_pred, rows_valid = _validation.predictions(y_pred, from_logits, validate_args)
-    labels, valid = _validation.sparse_targets(y_true, y_pred, validate_args)
-    return labels, _validation.all_valid(valid, rows_valid), y_pred
-
-
-def _dense_inputs(y_true, y_pred, from_logits, validate_args):
-    """``(rows, valid, y_pred)``: target rows (and, from probabilities, prediction rows)
-    that are not distributions get NaN losses."""
-    y_pred, rows_valid = _validation.predictions(y_pred, from_logits, validate_args)
-    y_true, valid = _validation.dense_targets(y_true, y_pred, validate_args)
-    return y_true, _validation.all_valid(valid, rows_valid), y_pred
-
-
 def sparse_label_smoothing(y_true, y_pred, alpha=0.1, from_logits=False, validate_args=False):
     """Cross-entropy with label smoothing for integer class ids.
 
@@ -65,7 +49,7 @@ def sparse_label_smoothing(y_true, y_pred, alpha=0.1, from_logits=False, validat
     array([0.3913], dtype=float32)
     """
     alpha = _validation.check_probability_parameter(alpha, "alpha")
-    labels, valid, y_pred = _sparse_inputs(y_true, y_pred, from_logits, validate_args)
+    labels, valid, y_pred = _validation.sparse_inputs(y_true, y_pred, from_logits, validate_args)
     log_p = _numerics.log_probabilities(y_pred, from_logits)
     nll = -_numerics.gather_class(log_p, labels)
     loss = (1.0 - alpha) * nll - alpha * _numerics.mean(log_p, axis=-1)
@@ -103,7 +87,7 @@ def confidence_penalty(y_true, y_pred, beta=1.0, from_logits=False, validate_arg
     array([-0.0695], dtype=float32)
     """
     beta = _validation.check_non_negative_parameter(beta, "beta")
-    y_true, valid, y_pred = _dense_inputs(y_true, y_pred, from_logits, validate_args)
+    y_true, valid, y_pred = _validation.dense_inputs(y_true, y_pred, from_logits, validate_args)
     log_p = _numerics.log_probabilities(y_pred, from_logits)
     loss = -ops.sum(y_true * log_p, axis=-1) - beta * _entropy(log_p)
     return _validation.nan_where_invalid(loss, valid)
@@ -130,7 +114,7 @@ def sparse_confidence_penalty(y_true, y_pred, beta=1.0, from_logits=False, valid
     array([-0.0695], dtype=float32)
     """
     beta = _validation.check_non_negative_parameter(beta, "beta")
-    labels, valid, y_pred = _sparse_inputs(y_true, y_pred, from_logits, validate_args)
+    labels, valid, y_pred = _validation.sparse_inputs(y_true, y_pred, from_logits, validate_args)
     log_p = _numerics.log_probabilities(y_pred, from_logits)
     loss = -_numerics.gather_class(log_p, labels) - beta * _entropy(log_p)
     return _validation.nan_where_invalid(loss, valid)
@@ -169,7 +153,7 @@ def sparse_categorical_focal_crossentropy(
     """
     alpha = _validation.check_non_negative_parameter(alpha, "alpha")
     gamma = _validation.check_non_negative_parameter(gamma, "gamma")
-    labels, valid, y_pred = _sparse_inputs(y_true, y_pred, from_logits, validate_args)
+    labels, valid, y_pred = _validation.sparse_inputs(y_true, y_pred, from_logits, validate_args)
     log_p_y = -_numerics.cross_entropy(labels, y_pred, from_logits, sparse=True)
     one_minus_p = -ops.expm1(log_p_y)
     eps = keras.backend.epsilon()

@@ -30,22 +30,6 @@ from keras_label_relaxation.losses._base import FunctionLoss
 _SERIALIZABLE = keras.saving.register_keras_serializable(package="keras_label_relaxation")
 
 
-def _sparse_inputs(y_true, y_pred, from_logits, validate_args):
-    """``(labels, valid, y_pred)``: invalid ids (and, from probabilities, prediction rows
-    that are not distributions) get NaN losses."""
-    y_pred, rows_valid = _validation.predictions(y_pred, from_logits, validate_args)
-    labels, valid = _validation.sparse_targets(y_true, y_pred, validate_args)
-    return labels, _validation.all_valid(valid, rows_valid), y_pred
-
-
-def _dense_inputs(y_true, y_pred, from_logits, validate_args):
-    """``(rows, valid, y_pred)``: target rows (and, from probabilities, prediction rows)
-    that are not distributions get NaN losses."""
-    y_pred, rows_valid = _validation.predictions(y_pred, from_logits, validate_args)
-    y_true, valid = _validation.dense_targets(y_true, y_pred, validate_args)
-    return y_true, _validation.all_valid(valid, rows_valid), y_pred
-
-
 def _is_number(value):
     return not isinstance(value, bool) and isinstance(value, (int, float, np.floating, np.integer))
 
@@ -120,7 +104,7 @@ def generalized_cross_entropy(y_true, y_pred, q=0.7, from_logits=False, validate
     array([0.2220], dtype=float32)
     """
     q = check_q(q)
-    y_true, valid, y_pred = _dense_inputs(y_true, y_pred, from_logits, validate_args)
+    y_true, valid, y_pred = _validation.dense_inputs(y_true, y_pred, from_logits, validate_args)
     log_p = _numerics.log_probabilities(y_pred, from_logits)
     loss = ops.sum(y_true * _one_minus_power(log_p, q), axis=-1)
     return _validation.nan_where_invalid(loss, valid)
@@ -147,7 +131,7 @@ def sparse_generalized_cross_entropy(y_true, y_pred, q=0.7, from_logits=False, v
     array([0.2220], dtype=float32)
     """
     q = check_q(q)
-    labels, valid, y_pred = _sparse_inputs(y_true, y_pred, from_logits, validate_args)
+    labels, valid, y_pred = _validation.sparse_inputs(y_true, y_pred, from_logits, validate_args)
     log_p_y = _numerics.gather_class(_numerics.log_probabilities(y_pred, from_logits), labels)
     return _validation.nan_where_invalid(_one_minus_power(log_p_y, q), valid)
 
@@ -208,7 +192,7 @@ def symmetric_cross_entropy(
     array([0.8817], dtype=float32)
     """
     alpha, beta, log_floor = check_symmetric_parameters(alpha, beta, log_floor)
-    y_true, valid, y_pred = _dense_inputs(y_true, y_pred, from_logits, validate_args)
+    y_true, valid, y_pred = _validation.dense_inputs(y_true, y_pred, from_logits, validate_args)
     log_p = _numerics.log_probabilities(y_pred, from_logits)
     p = _probabilities(y_pred, log_p, from_logits)
     # log max(y, exp(A)), exactly A wherever y <= exp(A) (ops.where, not ops.maximum: Keras'
@@ -260,7 +244,7 @@ def sparse_symmetric_cross_entropy(
     array([0.8817], dtype=float32)
     """
     alpha, beta, log_floor = check_symmetric_parameters(alpha, beta, log_floor)
-    labels, valid, y_pred = _sparse_inputs(y_true, y_pred, from_logits, validate_args)
+    labels, valid, y_pred = _validation.sparse_inputs(y_true, y_pred, from_logits, validate_args)
     log_p = _numerics.log_probabilities(y_pred, from_logits)
     p = _probabilities(y_pred, log_p, from_logits)
     ce = -_numerics.gather_class(log_p, labels)
