@@ -35,8 +35,13 @@ METHOD_LABELS = {
     "hard": "hard pseudo-labels (FixMatch, tau = 0.95)",
     "credal": "credal self-training (CSSL)",
 }
-#: Where the project's data lies, relative to the working directory (the MNIST test set).
-SHARED_MNIST = ("../shared/data/mnist-test", "shared/data/mnist-test")
+#: Where the project's data lies, relative to the working directory (the MNIST test set):
+#: from the repository root, from its parent, and from ``examples/`` (a notebook's kernel).
+SHARED_MNIST = (
+    "../shared/data/mnist-test",
+    "shared/data/mnist-test",
+    "../../shared/data/mnist-test",
+)
 
 
 def load_images(source="auto"):
