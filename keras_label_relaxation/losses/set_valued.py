@@ -167,7 +167,9 @@ def set_label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False, validate_
             labels). A row that is not such a set (empty, or an entry other
             than 0/1) gets a NaN loss; with ``validate_args=True`` it raises
             ``ValueError`` in eager mode. A mask whose class axis differs from
-            ``y_pred``'s raises ``ValueError`` naming both shapes.
+            ``y_pred``'s raises ``ValueError`` naming both shapes. Padded
+            (Keras-masked) steps must hold valid sets too: a NaN loss times a
+            mask of 0 is still NaN.
         y_pred: Probabilities, or logits with ``from_logits=True``, ``(..., K)``.
             A row of "probabilities" that is not a distribution gets NaN.
         alpha: Float in (0, 1) or a per-sample tensor (entries outside (0, 1):
@@ -188,8 +190,24 @@ def set_label_relaxation(y_true, y_pred, alpha=0.1, from_logits=False, validate_
     y_pred, rows_valid = _validation.predictions(y_pred, from_logits, validate_args)
     mask, valid = _set_targets(y_true, y_pred, validate_args)
     alpha, alpha_valid = _validation.prepare_alpha(alpha, y_pred.dtype, validate_args=validate_args)
-    log_p_set = set_log_probability(mask, y_pred, from_logits)
-    return _relax(log_p_set, alpha, _validation.all_valid(valid, rows_valid, alpha_valid))
+    one_hot = ops.where(mask, ops.ones_like(y_pred), ops.zeros_like(y_pred))
+
+    def singletons():  # label_relaxation's one-hot branch, also a branch of a cond as there
+        return _numerics.relax_log_probability(
+            -_numerics.cross_entropy(one_hot, y_pred, from_logits, sparse=False), alpha
+        )
+
+    def sets():
+        return _numerics.relax_log_probability(
+            set_log_probability(mask, y_pred, from_logits), alpha
+        )
+
+    # A batch of one-element sets takes the same compiled branch as LabelRelaxation (JAX runs
+    # a cond's branch compiled even in eager calls, which rounds differently from op by op).
+    loss = ops.cond(ops.all(ops.equal(ops.sum(one_hot, axis=-1), 1.0)), singletons, sets)
+    return _validation.nan_where_invalid(
+        loss, _validation.all_valid(valid, rows_valid, alpha_valid)
+    )
 
 
 def _prepare_beta(beta, dtype, validate_args):
