@@ -67,6 +67,7 @@ benchmark: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_calibration.py
 	$(BIN)/python benchmarks/bench_pipeline.py
 	$(BIN)/python benchmarks/bench_statistics.py
+	$(BIN)/python benchmarks/bench_label_noise.py
 
 clean:
 	rm -rf $(VENV) $(FLOOR_VENV)
