@@ -39,6 +39,7 @@ their evaluation calls the loss without an epoch, i.e. with ``S = {y}``
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_label_relaxation import _numerics, _validation
@@ -84,8 +85,6 @@ def _check_sets(mask):
     """In eager mode, every row of ``mask`` must be 0/1 entries with at least one 1."""
     if not _validation.is_concrete(mask):
         return
-    import numpy as np
-
     rows = ops.convert_to_numpy(mask)
     binary = ((rows == 0) | (rows == 1)).all(axis=-1)
     bad = ~binary | ~(rows.sum(axis=-1) >= 1)
@@ -112,19 +111,23 @@ def _set_targets(y_true, y_pred, validate_args):
     return ops.equal(y_true, 1.0), valid
 
 
-def set_log_probability(mask, y_pred, from_logits):
+def set_log_probability(mask, y_pred, from_logits, log_p_single=None):
     """``log P(S)``, the log of the predicted probability of each row's candidate set.
 
     From logits ``logsumexp(z_S) - logsumexp(z)``; from probabilities
     ``log(clip(sum_{k in S} p_k / sum_k p_k, eps, 1 - eps))`` (Keras' clip of
     its cross-entropy, applied to the set's mass). A row whose set is one class
-    ``{y}`` gets Keras' fused ``log p(y)`` (what ``LabelRelaxation`` uses), so
-    a one-element set gives label relaxation to the last bit.
+    ``{y}`` gets ``log_p_single``, by default Keras' fused ``log p(y)`` of the
+    mask as a one-hot row (what ``LabelRelaxation`` uses), so a one-element set
+    gives label relaxation to the last bit.
 
     Args:
         mask: Boolean ``(..., K)``, the candidate sets.
         y_pred: Logits or probabilities ``(..., K)`` in their compute dtype.
         from_logits: Whether ``y_pred`` holds logits.
+        log_p_single: ``log p(y)`` per row, shape ``(...)``, for the rows whose
+            set is ``{y}`` (a caller with integer labels passes Keras' fused
+            sparse one, as ``SparseLabelRelaxation`` uses); ``None``: computed.
 
     Returns:
         ``log P(S)``, shape ``(...)`` (``-inf``/NaN rows for empty sets: the
@@ -132,7 +135,8 @@ def set_log_probability(mask, y_pred, from_logits):
     """
     zeros = ops.zeros_like(y_pred)
     one_hot = ops.where(mask, ops.ones_like(y_pred), zeros)
-    single = -_numerics.cross_entropy(one_hot, y_pred, from_logits, sparse=False)
+    if log_p_single is None:
+        log_p_single = -_numerics.cross_entropy(one_hot, y_pred, from_logits, sparse=False)
     if from_logits:
         neg_inf = ops.full_like(y_pred, -float("inf"))
         inside = ops.logsumexp(ops.where(mask, y_pred, neg_inf), axis=-1)
@@ -141,7 +145,7 @@ def set_log_probability(mask, y_pred, from_logits):
         p = y_pred / ops.sum(y_pred, axis=-1, keepdims=True)
         eps = keras.backend.epsilon()
         general = ops.log(ops.clip(ops.sum(ops.where(mask, p, zeros), axis=-1), eps, 1.0 - eps))
-    return ops.where(ops.equal(ops.sum(one_hot, axis=-1), 1.0), single, general)
+    return ops.where(ops.equal(ops.sum(one_hot, axis=-1), 1.0), log_p_single, general)
 
 
 def _relax(log_p_set, alpha, valid):
@@ -278,11 +282,9 @@ def data_ambiguation(
     else:
         p_hat = y_pred / ops.sum(y_pred, axis=-1, keepdims=True)
     mask = ops.logical_or(given, ops.greater(ops.stop_gradient(p_hat), beta))
-    log_p_set = set_log_probability(mask, y_pred, from_logits)
-    if sparse:  # {y} alone: Keras' fused sparse log p(y), as SparseLabelRelaxation
-        single = -_numerics.cross_entropy(labels, y_pred, from_logits, sparse=True)
-        alone = ops.equal(ops.sum(ops.cast(mask, "int32"), axis=-1), 1)
-        log_p_set = ops.where(alone, single, log_p_set)
+    # {y} alone: with integer labels Keras' fused sparse log p(y), as SparseLabelRelaxation.
+    single = -_numerics.cross_entropy(labels, y_pred, from_logits, sparse=True) if sparse else None
+    log_p_set = set_log_probability(mask, y_pred, from_logits, log_p_single=single)
     valid = _validation.all_valid(valid, rows_valid, alpha_valid, beta_valid)
     return _relax(log_p_set, alpha, valid)
 
